@@ -1,0 +1,17 @@
+"""Tables, the async engine and sessions, and migrations."""
+
+from .db import Database, get_database, set_database
+from .tables import DEFAULT_SHOP_ID, Category, Item, Shop, ShopGroup, Staff, Variant
+
+__all__ = [
+    "DEFAULT_SHOP_ID",
+    "Category",
+    "Database",
+    "Item",
+    "Shop",
+    "ShopGroup",
+    "Staff",
+    "Variant",
+    "get_database",
+    "set_database",
+]

@@ -1,0 +1,55 @@
+"""What a command handler receives, and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.staff import Role
+
+from .args import ArgReader
+from .registry import Command
+from .runtime import ShopRuntime
+
+
+@dataclass
+class Reply:
+    """A reply is plain text (sent as a text segment, never parsed for CQ codes) and an
+    optional image."""
+
+    text: str
+    image: bytes | None = None
+
+
+@dataclass
+class CommandContext:
+    runtime: ShopRuntime
+    command: Command
+    user_id: int
+    group_id: int | None
+    role: Role
+    args: ArgReader
+    image_urls: list[str] = field(default_factory=list)
+
+    @property
+    def in_group(self) -> bool:
+        return self.group_id is not None
+
+    @property
+    def shop_id(self) -> int:
+        return self.runtime.shop_id
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role >= Role.STAFF
+
+    def usage_line(self) -> str:
+        return usage_line(self.command, self.runtime.prefixes)
+
+
+def display_prefix(prefixes: tuple[str, ...]) -> str:
+    return "/" if "/" in prefixes else next((p for p in prefixes if p), "")
+
+
+def usage_line(command: Command, prefixes: tuple[str, ...]) -> str:
+    prefix = display_prefix(prefixes)
+    return f"用法：{prefix}{command.usage}，例如 {prefix}{command.example}"

@@ -1,0 +1,104 @@
+"""The command registry: one table of every chat command, filled by the area plugins and
+served by the single router matcher. It is also the source of `/帮助`, of permission
+checks and of usage errors, so a command's name, role and usage are written once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from services.staff import Role
+
+if TYPE_CHECKING:
+    from .context import CommandContext, Reply
+
+Handler = Callable[["CommandContext"], Awaitable["Reply"]]
+
+
+class Scope(Enum):
+    ANY = "any"
+    GROUP_ONLY = "group"
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    aliases: tuple[str, ...]
+    handler: Handler
+    role: Role
+    usage: str  # without the prefix: "下单 <规格编号> [数量] [备注]"
+    example: str  # without the prefix: "下单 12-2 3"
+    summary: str
+    area: str
+    scope: Scope = Scope.ANY
+    # False for the one command that must work where the shop is not enabled yet.
+    group_gate: bool = True
+    details: tuple[str, ...] = field(default=())
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._by_word: dict[str, Command] = {}
+        self.commands: list[Command] = []
+
+    def add(self, command: Command) -> None:
+        for word in command.words:
+            key = word.lower()
+            if key in self._by_word:
+                raise ValueError(f"command word {word!r} registered twice")
+            if any(ch.isspace() for ch in key):
+                raise ValueError(f"command word {word!r} contains white space")
+        for word in command.words:
+            self._by_word[word.lower()] = command
+        self.commands.append(command)
+
+    def lookup(self, word: str) -> Command | None:
+        return self._by_word.get(word.lower())
+
+    def visible_to(self, role: Role) -> list[Command]:
+        return [c for c in self.commands if c.role <= role]
+
+
+registry = Registry()
+
+
+def command(
+    name: str,
+    *,
+    aliases: tuple[str, ...] = (),
+    role: Role = Role.CUSTOMER,
+    usage: str,
+    example: str,
+    summary: str,
+    area: str,
+    scope: Scope = Scope.ANY,
+    group_gate: bool = True,
+    details: tuple[str, ...] = (),
+) -> Callable[[Handler], Handler]:
+    """Registers the decorated coroutine as the handler of a chat command."""
+
+    def decorate(handler: Handler) -> Handler:
+        registry.add(
+            Command(
+                name=name,
+                aliases=aliases,
+                handler=handler,
+                role=role,
+                usage=usage,
+                example=example,
+                summary=summary,
+                area=area,
+                scope=scope,
+                group_gate=group_gate,
+                details=details,
+            )
+        )
+        return handler
+
+    return decorate

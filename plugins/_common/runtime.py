@@ -1,0 +1,155 @@
+"""The running shop: settings, database, caches. Created once at start-up (and per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from config import ShopSettings
+from models.db import Database, set_database
+from models.tables import DEFAULT_SHOP_ID
+from services import groups, shop, staff
+from services.demo import seed_demo_catalog
+from services.staff import Role
+
+# Staff and enabled groups change rarely and are read on every command: cache them, and
+# re-read now and then so a second bot process on the same database sees changes too.
+ACCESS_CACHE_SECONDS = 30.0
+RECENT_MESSAGES_KEPT = 4096
+
+
+class AccessControl:
+    def __init__(self, database: Database, shop_id: int, owners: frozenset[int]) -> None:
+        self._database = database
+        self._shop_id = shop_id
+        self.owners = owners
+        self._staff: set[int] = set()
+        self._groups: set[int] = set()
+        self._loaded_at = float("-inf")
+
+    async def _fresh(self) -> None:
+        if time.monotonic() - self._loaded_at < ACCESS_CACHE_SECONDS:
+            return
+        async with self._database.read() as session:
+            self._staff = await staff.staff_ids(session, self._shop_id)
+            self._groups = await groups.enabled_group_ids(session, self._shop_id)
+        self._loaded_at = time.monotonic()
+
+    def invalidate(self) -> None:
+        self._loaded_at = float("-inf")
+
+    async def role(self, user_id: int) -> Role:
+        if user_id in self.owners:
+            return Role.OWNER
+        await self._fresh()
+        return staff.role_of(user_id, self.owners, self._staff)
+
+    async def group_enabled(self, group_id: int) -> bool:
+        await self._fresh()
+        return group_id in self._groups
+
+
+class RecentMessages:
+    """OneBot implementations may deliver the same message again after a reconnect."""
+
+    def __init__(self, size: int = RECENT_MESSAGES_KEPT) -> None:
+        self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._size = size
+
+    def first_time(self, self_id: str, message_id: int) -> bool:
+        key = (self_id, message_id)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        return True
+
+
+class FloodGuard:
+    """At most `limit` commands per user per `window` seconds; the first refused command
+    gets a polite answer, the next ones in the same window get none."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self._limit = limit
+        self._window = window
+        self._stamps: dict[int, deque[float]] = {}
+        self._warned: dict[int, float] = {}
+
+    def check(self, user_id: int, now: float | None = None) -> str:
+        now = time.monotonic() if now is None else now
+        stamps = self._stamps.setdefault(user_id, deque())
+        while stamps and now - stamps[0] >= self._window:
+            stamps.popleft()
+        if len(stamps) < self._limit:
+            stamps.append(now)
+            self._warned.pop(user_id, None)
+            return "ok"
+        if now - self._warned.get(user_id, float("-inf")) >= self._window:
+            self._warned[user_id] = now
+            return "warn"
+        return "drop"
+
+
+@dataclass
+class ShopRuntime:
+    settings: ShopSettings
+    database: Database
+    access: AccessControl
+    prefixes: tuple[str, ...]
+    shop_id: int = DEFAULT_SHOP_ID
+    recent: RecentMessages = field(default_factory=RecentMessages)
+    flood: FloodGuard = field(default_factory=lambda: FloodGuard(8, 10))
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.settings.data_dir)
+
+
+_runtime: ShopRuntime | None = None
+
+
+def command_prefixes(command_start: set[str]) -> tuple[str, ...]:
+    """Longest first; a full-width slash works wherever a slash does (Chinese IMEs type ／)."""
+    prefixes = set(command_start)
+    if "/" in prefixes:
+        prefixes.add("／")
+    return tuple(sorted(prefixes, key=len, reverse=True))
+
+
+async def start_runtime(
+    settings: ShopSettings, owners: set[int], command_start: set[str]
+) -> ShopRuntime:
+    """Opens (creating or migrating) the database and makes the shop ready."""
+    global _runtime
+    database = Database(settings.database_url)
+    await database.migrate()
+    async with database.write() as session:
+        await shop.ensure_shop(session, settings.shop_name)
+        if settings.shop_demo:
+            await seed_demo_catalog(session, DEFAULT_SHOP_ID)
+    set_database(database)
+    await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True, exist_ok=True)
+    _runtime = ShopRuntime(
+        settings=settings,
+        database=database,
+        access=AccessControl(database, DEFAULT_SHOP_ID, frozenset(owners)),
+        prefixes=command_prefixes(command_start),
+        flood=FloodGuard(settings.flood_max_commands, settings.flood_window_seconds),
+    )
+    return _runtime
+
+
+async def stop_runtime() -> None:
+    global _runtime
+    if _runtime is not None:
+        await _runtime.database.dispose()
+    _runtime = None
+    set_database(None)
+
+
+def current_runtime() -> ShopRuntime | None:
+    return _runtime

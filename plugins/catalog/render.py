@@ -1,0 +1,67 @@
+"""Every reply text of the catalog plugin."""
+
+from __future__ import annotations
+
+from services.catalog import ItemDetail, ItemPage, ItemSummary
+from services.money import format_fen
+
+
+def _summary_line(item: ItemSummary) -> str:
+    price = format_fen(item.min_price_fen) + ("起" if item.variant_count > 1 else "")
+    return f"{item.id}. {item.name}  {price}" + ("  售罄" if item.sold_out else "")
+
+
+def item_page(page: ItemPage, shop_name: str) -> str:
+    title = f"{shop_name} · {page.category}" if page.category else shop_name
+    if not page.items:
+        if page.total and page.page > page.pages:
+            return f"{title}：只有 {page.pages} 页商品。发 /商品 查看第 1 页。"
+        return f"{title}：还没有在售商品。"
+    lines = [f"{title} · 在售商品（第 {page.page}/{page.pages} 页，共 {page.total} 件）"]
+    lines += [_summary_line(item) for item in page.items]
+    hint = "发 /详情 <商品编号> 查看规格和库存"
+    if page.page < page.pages:
+        category = f"{page.category} " if page.category else ""
+        hint += f"；发 /商品 {category}{page.page + 1} 看下一页"
+    lines.append(hint)
+    return "\n".join(lines)
+
+
+def categories(rows: list[tuple[str, int]]) -> str:
+    if not rows:
+        return "还没有商品分类。发 /商品 查看全部在售商品。"
+    lines = ["商品分类："]
+    lines += [f"{name}（{count} 件）" for name, count in rows]
+    lines.append("发 /商品 <分类> 查看该分类的商品")
+    return "\n".join(lines)
+
+
+def search_results(query: str, items: list[ItemSummary]) -> str:
+    if not items:
+        return f"没有找到包含“{query}”的在售商品。换个关键词试试，或发 /商品 浏览全部。"
+    lines = [f"搜索“{query}”找到 {len(items)} 件："]
+    lines += [_summary_line(item) for item in items]
+    lines.append("发 /详情 <商品编号> 查看规格和库存")
+    return "\n".join(lines)
+
+
+def item_detail(detail: ItemDetail, *, show_shelf_state: bool) -> str:
+    item = detail.item
+    header = f"【{item.id}】{item.name}"
+    if show_shelf_state and not item.listed:
+        header += "（已下架）"
+    lines = [header]
+    if detail.category:
+        lines.append(f"分类：{detail.category}")
+    if item.description:
+        lines.append(item.description)
+    lines.append("规格（规格编号 名称 价格 库存）：")
+    for variant in detail.variants:
+        stock = f"库存 {variant.stock}" if variant.stock > 0 else "售罄"
+        lines.append(f"{detail.ref(variant)} {variant.name} {format_fen(variant.price_fen)} {stock}")
+    lines.append(f"已售 {detail.sold} 件 · 暂无评价")
+    lines.append("支持七天无理由退货" if item.no_reason_return else "不支持七天无理由退货")
+    first = detail.variants[0] if detail.variants else None
+    if first is not None and item.listed:
+        lines.append(f"下单：/下单 {detail.ref(first)} [数量]")
+    return "\n".join(lines)

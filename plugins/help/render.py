@@ -1,0 +1,34 @@
+"""Every reply text of the help plugin."""
+
+from __future__ import annotations
+
+from plugins._common.context import display_prefix, usage_line
+from plugins._common.registry import Command
+
+
+def overview(commands: list[Command], prefixes: tuple[str, ...], shop_name: str, in_group: bool) -> str:
+    prefix = display_prefix(prefixes)
+    lines = [f"{shop_name} 可用命令："]
+    areas: dict[str, list[Command]] = {}
+    for command in commands:
+        areas.setdefault(command.area, []).append(command)
+    for area, members in areas.items():
+        lines.append(f"【{area}】")
+        lines += [f"{prefix}{c.usage}  {c.summary}" for c in members]
+    lines.append(f"发 {prefix}帮助 <命令> 查看用法和例子，如 {prefix}帮助 详情")
+    if not in_group:
+        lines.append("私聊时命令前的 / 可以省略。")
+    return "\n".join(lines)
+
+
+def command_help(command: Command, prefixes: tuple[str, ...]) -> str:
+    prefix = display_prefix(prefixes)
+    lines = [f"{prefix}{command.name}：{command.summary}", usage_line(command, prefixes)]
+    lines += list(command.details)
+    if command.aliases:
+        lines.append("也可以用：" + "、".join(prefix + a for a in command.aliases))
+    return "\n".join(lines)
+
+
+def unknown_command(word: str, prefixes: tuple[str, ...]) -> str:
+    return f"没有“{word}”这个命令。发 {display_prefix(prefixes)}帮助 查看全部命令。"

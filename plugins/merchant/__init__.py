@@ -1,0 +1,262 @@
+"""Running the shop: catalog editing, staff, and where the shop answers."""
+
+from __future__ import annotations
+
+from nonebot.plugin import PluginMetadata
+
+from plugins._common.context import CommandContext, Reply
+from plugins._common.registry import Scope, command
+from services import catalog, groups, staff
+from services.media import download_image
+from services.staff import Role
+
+from . import render
+
+__plugin_meta__ = PluginMetadata(
+    name="店铺管理",
+    description="店主和店员的商品、库存、店员与群管理命令",
+    usage="/新品 /规格 /改价 /库存 /上架 /下架 /描述 /设分类 /无理由 /店员 /启用本群 /停用本群",
+)
+
+AREA = "店铺管理"
+_ON_OFF = {"开": True, "关": False, "on": True, "off": False}
+_STAFF_ACTIONS = {"添加": "add", "删除": "remove", "add": "add", "remove": "remove"}
+
+
+@command(
+    "新品",
+    aliases=("new",),
+    role=Role.STAFF,
+    usage="新品 <名称> <价格> <库存> [分类]",
+    example="新品 冷萃咖啡 39.9 50 咖啡",
+    summary="新建商品（一个规格，直接上架）",
+    area=AREA,
+)
+async def new_item(ctx: CommandContext) -> Reply:
+    name = ctx.args.word("商品名称")
+    price = ctx.args.price()
+    stock = ctx.args.stock()
+    category = ctx.args.optional_word()
+    ctx.args.end()
+    async with ctx.runtime.database.write() as session:
+        item, variant = await catalog.create_item(session, ctx.shop_id, name, price, stock, category)
+    return Reply(render.item_created(item, variant, category))
+
+
+@command(
+    "规格",
+    aliases=("variant",),
+    role=Role.STAFF,
+    usage="规格 <商品编号> <规格名> <价格> <库存>",
+    example="规格 12 500g 109 20",
+    summary="给商品添加规格",
+    area=AREA,
+)
+async def add_variant(ctx: CommandContext) -> Reply:
+    item_id = ctx.args.item_id()
+    name = ctx.args.word("规格名")
+    price = ctx.args.price()
+    stock = ctx.args.stock()
+    ctx.args.end()
+    async with ctx.runtime.database.write() as session:
+        variant = await catalog.add_variant(session, ctx.shop_id, item_id, name, price, stock)
+        item = await catalog.get_item(session, ctx.shop_id, item_id, include_delisted=True)
+    return Reply(render.variant_added(item, variant))
+
+
+@command(
+    "改价",
+    aliases=("price",),
+    role=Role.STAFF,
+    usage="改价 <规格编号> <价格>",
+    example="改价 12-2 99.9",
+    summary="修改规格价格（已下的订单不受影响）",
+    area=AREA,
+)
+async def change_price(ctx: CommandContext) -> Reply:
+    ref = ctx.args.variant_ref()
+    price = ctx.args.price()
+    ctx.args.end()
+    async with ctx.runtime.database.write() as session:
+        item, variant, old_price = await catalog.set_price(session, ctx.shop_id, ref, price)
+    return Reply(render.price_changed(item, variant, old_price))
+
+
+@command(
+    "库存",
+    aliases=("stock",),
+    role=Role.STAFF,
+    usage="库存 <规格编号> <+N|-N|N>",
+    example="库存 12-2 +20",
+    summary="增加、减少或设定库存",
+    area=AREA,
+)
+async def change_stock(ctx: CommandContext) -> Reply:
+    ref = ctx.args.variant_ref()
+    change = ctx.args.stock_change()
+    ctx.args.end()
+    async with ctx.runtime.database.write() as session:
+        item, variant, old_stock = await catalog.change_stock(session, ctx.shop_id, ref, change)
+    return Reply(render.stock_changed(item, variant, change, old_stock))
+
+
+async def _set_listed(ctx: CommandContext, listed: bool) -> Reply:
+    item_id = ctx.args.item_id()
+    ctx.args.end()
+    async with ctx.runtime.database.write() as session:
+        item, changed = await catalog.set_listed(session, ctx.shop_id, item_id, listed)
+    return Reply(render.shelf_changed(item, changed))
+
+
+@command(
+    "上架",
+    aliases=("list",),
+    role=Role.STAFF,
+    usage="上架 <商品编号>",
+    example="上架 12",
+    summary="上架商品",
+    area=AREA,
+)
+async def list_item(ctx: CommandContext) -> Reply:
+    return await _set_listed(ctx, True)
+
+
+@command(
+    "下架",
+    aliases=("delist",),
+    role=Role.STAFF,
+    usage="下架 <商品编号>",
+    example="下架 12",
+    summary="下架商品（已有订单不受影响）",
+    area=AREA,
+)
+async def delist_item(ctx: CommandContext) -> Reply:
+    return await _set_listed(ctx, False)
+
+
+@command(
+    "描述",
+    aliases=("describe",),
+    role=Role.STAFF,
+    usage="描述 <商品编号> <文字>（可附一张图片）",
+    example="描述 12 中度烘焙，坚果风味",
+    summary="设置商品描述和图片",
+    area=AREA,
+)
+async def describe_item(ctx: CommandContext) -> Reply:
+    item_id = ctx.args.item_id()
+    text = ctx.args.rest("描述文字", required=not ctx.image_urls)
+    async with ctx.runtime.database.read() as session:
+        await catalog.get_item(session, ctx.shop_id, item_id, include_delisted=True)
+    # Download before taking the write lock: the network must not hold up other writers.
+    image_path = (
+        await download_image(ctx.image_urls[0], ctx.runtime.data_dir) if ctx.image_urls else None
+    )
+    async with ctx.runtime.database.write() as session:
+        item = await catalog.set_description(
+            session, ctx.shop_id, item_id, text or None, image_path
+        )
+    return Reply(render.description_set(item, image_path is not None))
+
+
+@command(
+    "设分类",
+    aliases=("setcat",),
+    role=Role.STAFF,
+    usage="设分类 <商品编号> <分类>",
+    example="设分类 12 咖啡",
+    summary="设置商品分类（没有的分类会新建）",
+    area=AREA,
+)
+async def set_category(ctx: CommandContext) -> Reply:
+    item_id = ctx.args.item_id()
+    category = ctx.args.word("分类")
+    ctx.args.end()
+    async with ctx.runtime.database.write() as session:
+        item = await catalog.set_category(session, ctx.shop_id, item_id, category)
+    return Reply(render.category_set(item, category))
+
+
+@command(
+    "无理由",
+    aliases=("noreason",),
+    role=Role.STAFF,
+    usage="无理由 <商品编号> <开|关>",
+    example="无理由 12 关",
+    summary="设置是否支持七天无理由退货",
+    area=AREA,
+)
+async def set_no_reason(ctx: CommandContext) -> Reply:
+    item_id = ctx.args.item_id()
+    allowed = ctx.args.choice("开关", _ON_OFF)
+    ctx.args.end()
+    async with ctx.runtime.database.write() as session:
+        item = await catalog.set_no_reason_return(session, ctx.shop_id, item_id, allowed)
+    return Reply(render.no_reason_set(item))
+
+
+@command(
+    "店员",
+    aliases=("staff",),
+    role=Role.OWNER,
+    usage="店员 [添加|删除 <QQ号>]",
+    example="店员 添加 123456789",
+    summary="查看、添加、删除店员（仅店主）",
+    area=AREA,
+)
+async def manage_staff(ctx: CommandContext) -> Reply:
+    access = ctx.runtime.access
+    if not ctx.args.has_more():
+        async with ctx.runtime.database.read() as session:
+            rows = await staff.list_staff(session, ctx.shop_id)
+        return Reply(render.staff_list(rows, access.owners))
+    action = ctx.args.choice("操作", _STAFF_ACTIONS)
+    user_id = ctx.args.qq()
+    ctx.args.end()
+    async with ctx.runtime.database.write() as session:
+        if action == "add":
+            await staff.add_staff(session, ctx.shop_id, user_id, ctx.user_id, access.owners)
+        else:
+            await staff.remove_staff(session, ctx.shop_id, user_id)
+    access.invalidate()
+    return Reply(render.staff_added(user_id) if action == "add" else render.staff_removed(user_id))
+
+
+async def _set_group(ctx: CommandContext, enabled: bool) -> Reply:
+    ctx.args.end()
+    assert ctx.group_id is not None  # Scope.GROUP_ONLY
+    async with ctx.runtime.database.write() as session:
+        changed = await groups.set_group_enabled(
+            session, ctx.shop_id, ctx.group_id, enabled, ctx.user_id
+        )
+    ctx.runtime.access.invalidate()
+    return Reply(render.group_enabled(changed) if enabled else render.group_disabled(changed))
+
+
+@command(
+    "启用本群",
+    aliases=("enable",),
+    role=Role.STAFF,
+    usage="启用本群",
+    example="启用本群",
+    summary="让店铺在本群回应命令",
+    area=AREA,
+    scope=Scope.GROUP_ONLY,
+    group_gate=False,
+)
+async def enable_group(ctx: CommandContext) -> Reply:
+    return await _set_group(ctx, True)
+
+
+@command(
+    "停用本群",
+    aliases=("disable",),
+    role=Role.STAFF,
+    usage="停用本群",
+    example="停用本群",
+    summary="店铺不再在本群回应",
+    area=AREA,
+    scope=Scope.GROUP_ONLY,
+)
+async def disable_group(ctx: CommandContext) -> Reply:
+    return await _set_group(ctx, False)

@@ -1,0 +1,1 @@
+"""The shop's rules: plain async functions over an AsyncSession, no NoneBot imports."""

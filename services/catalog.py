@@ -1,0 +1,401 @@
+"""Catalog: categories, items, variants, prices, stock, shelf state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import Category, Item, Variant
+from models.types import utcnow
+
+from .errors import (
+    InvalidValue,
+    ItemNotFound,
+    StockTooLow,
+    TooManyVariants,
+    VariantNotFound,
+    VariantRequired,
+)
+from .limits import (
+    FIELD_CATEGORY,
+    FIELD_DESCRIPTION,
+    FIELD_ITEM_NAME,
+    FIELD_PAGE,
+    FIELD_SEARCH,
+    FIELD_VARIANT_NAME,
+    MAX_CATEGORY_NAME,
+    MAX_DESCRIPTION,
+    MAX_ITEM_NAME,
+    MAX_PAGE,
+    MAX_SEARCH_QUERY,
+    MAX_SEARCH_WORDS,
+    MAX_STOCK,
+    MAX_VARIANT_NAME,
+    MAX_VARIANTS_PER_ITEM,
+    PAGE_SIZE,
+    SEARCH_LIMIT,
+    check_price,
+    check_stock,
+    check_text,
+)
+
+DEFAULT_VARIANT_NAME = "默认"
+
+
+@dataclass(frozen=True)
+class VariantRef:
+    """`12-2` -> (12, 2); `12` -> (12, None), which means `12-1` for single-variant items."""
+
+    item_id: int
+    position: int | None = None
+
+    def __str__(self) -> str:
+        return str(self.item_id) if self.position is None else f"{self.item_id}-{self.position}"
+
+
+@dataclass(frozen=True)
+class ItemSummary:
+    id: int
+    name: str
+    min_price_fen: int
+    stock: int
+    variant_count: int
+
+    @property
+    def sold_out(self) -> bool:
+        return self.stock <= 0
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    items: list[ItemSummary]
+    page: int
+    pages: int
+    total: int
+    category: str | None
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    item: Item
+    category: str | None
+    variants: list[Variant]
+
+    @property
+    def sold(self) -> int:
+        return sum(v.sold for v in self.variants)
+
+    def ref(self, variant: Variant) -> VariantRef:
+        return VariantRef(self.item.id or 0, variant.position)
+
+
+StockMode = Literal["add", "sub", "set"]
+
+
+@dataclass(frozen=True)
+class StockChange:
+    mode: StockMode
+    amount: int
+
+
+# --- queries -------------------------------------------------------------------------
+
+
+def _summary_query(shop_id: int):  # type: ignore[no-untyped-def]
+    return (
+        select(
+            Item.id,
+            Item.name,
+            func.min(Variant.price_fen),
+            func.sum(Variant.stock),
+            func.count(Variant.id),
+        )
+        .join(Variant, Variant.item_id == Item.id)
+        .where(Item.shop_id == shop_id, Item.listed.is_(True))  # type: ignore[attr-defined]
+        .group_by(Item.id, Item.name)
+        .order_by(Item.id)
+    )
+
+
+def _summaries(rows: object) -> list[ItemSummary]:
+    return [
+        ItemSummary(row[0], row[1], int(row[2]), int(row[3] or 0), int(row[4])) for row in rows
+    ]  # type: ignore[attr-defined]
+
+
+async def find_category(session: AsyncSession, shop_id: int, name: str) -> Category | None:
+    result = await session.execute(
+        select(Category).where(Category.shop_id == shop_id, Category.name == name.strip())
+    )
+    return result.scalar_one_or_none()
+
+
+async def list_items(
+    session: AsyncSession, shop_id: int, category: str | None = None, page: int = 1
+) -> ItemPage:
+    if page < 1 or page > MAX_PAGE:
+        raise InvalidValue(FIELD_PAGE, "too_small" if page < 1 else "too_large", MAX_PAGE)
+    conditions = [Item.shop_id == shop_id, Item.listed.is_(True)]  # type: ignore[attr-defined]
+    if category is not None:
+        found = await find_category(session, shop_id, category)
+        if found is None:
+            raise InvalidValue(FIELD_CATEGORY, "unknown", category)
+        conditions.append(Item.category_id == found.id)
+    total = (
+        await session.execute(select(func.count()).select_from(Item).where(and_(*conditions)))
+    ).scalar_one()
+    query = _summary_query(shop_id)
+    if category is not None:
+        query = query.where(Item.category_id == found.id)
+    rows = await session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
+    pages = max(1, -(-total // PAGE_SIZE))
+    return ItemPage(_summaries(rows), page, pages, total, category)
+
+
+async def list_categories(session: AsyncSession, shop_id: int) -> list[tuple[str, int]]:
+    """Every category with the number of on-shelf items in it, by name."""
+    rows = await session.execute(
+        select(Category.name, func.count(Item.id))
+        .outerjoin(
+            Item,
+            and_(Item.category_id == Category.id, Item.listed.is_(True)),  # type: ignore[attr-defined]
+        )
+        .where(Category.shop_id == shop_id)
+        .group_by(Category.id, Category.name)
+        .order_by(Category.name)
+    )
+    return [(name, count) for name, count in rows]
+
+
+def _like_pattern(word: str) -> str:
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_items(session: AsyncSession, shop_id: int, query: str) -> list[ItemSummary]:
+    """On-shelf items whose name or description contains every word (substring match,
+    so Chinese without word breaks works)."""
+    query = check_text(FIELD_SEARCH, query, MAX_SEARCH_QUERY)
+    words = query.split()[:MAX_SEARCH_WORDS]
+    statement = _summary_query(shop_id)
+    for word in words:
+        pattern = _like_pattern(word)
+        statement = statement.where(
+            or_(
+                Item.name.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+                Item.description.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+            )
+        )
+    rows = await session.execute(statement.limit(SEARCH_LIMIT))
+    return _summaries(rows)
+
+
+async def get_item(
+    session: AsyncSession, shop_id: int, item_id: int, *, include_delisted: bool = False
+) -> Item:
+    item = await session.get(Item, item_id)
+    if item is None or item.shop_id != shop_id or (not item.listed and not include_delisted):
+        raise ItemNotFound(item_id)
+    return item
+
+
+async def _variants_of(session: AsyncSession, item_id: int) -> list[Variant]:
+    rows = await session.execute(
+        select(Variant).where(Variant.item_id == item_id).order_by(Variant.position)
+    )
+    return list(rows.scalars())
+
+
+async def item_detail(
+    session: AsyncSession, shop_id: int, item_id: int, *, include_delisted: bool = False
+) -> ItemDetail:
+    item = await get_item(session, shop_id, item_id, include_delisted=include_delisted)
+    category = await session.get(Category, item.category_id) if item.category_id else None
+    return ItemDetail(item, category.name if category else None, await _variants_of(session, item_id))
+
+
+async def resolve_variant(
+    session: AsyncSession, shop_id: int, ref: VariantRef, *, include_delisted: bool = False
+) -> tuple[Item, Variant]:
+    item = await get_item(session, shop_id, ref.item_id, include_delisted=include_delisted)
+    variants = await _variants_of(session, ref.item_id)
+    if ref.position is None:
+        if len(variants) != 1:
+            raise VariantRequired(ref.item_id, len(variants))
+        return item, variants[0]
+    for variant in variants:
+        if variant.position == ref.position:
+            return item, variant
+    raise VariantNotFound(ref.item_id, ref.position, len(variants))
+
+
+# --- changes (call inside Database.write()) ------------------------------------------
+
+
+async def ensure_category(session: AsyncSession, shop_id: int, name: str) -> Category:
+    name = check_text(FIELD_CATEGORY, name, MAX_CATEGORY_NAME)
+    existing = await find_category(session, shop_id, name)
+    if existing is not None:
+        return existing
+    category = Category(shop_id=shop_id, name=name)
+    session.add(category)
+    await session.flush()
+    return category
+
+
+async def create_item(
+    session: AsyncSession,
+    shop_id: int,
+    name: str,
+    price_fen: int,
+    stock: int,
+    category: str | None = None,
+) -> tuple[Item, Variant]:
+    """A new on-shelf item with a single variant."""
+    name = check_text(FIELD_ITEM_NAME, name, MAX_ITEM_NAME)
+    check_price(price_fen)
+    check_stock(stock)
+    category_row = await ensure_category(session, shop_id, category) if category else None
+    item = Item(shop_id=shop_id, name=name, category_id=category_row.id if category_row else None)
+    session.add(item)
+    await session.flush()
+    assert item.id is not None
+    variant = Variant(
+        shop_id=shop_id,
+        item_id=item.id,
+        position=1,
+        name=DEFAULT_VARIANT_NAME,
+        price_fen=price_fen,
+        stock=stock,
+    )
+    session.add(variant)
+    await session.flush()
+    return item, variant
+
+
+async def add_variant(
+    session: AsyncSession, shop_id: int, item_id: int, name: str, price_fen: int, stock: int
+) -> Variant:
+    name = check_text(FIELD_VARIANT_NAME, name, MAX_VARIANT_NAME)
+    check_price(price_fen)
+    check_stock(stock)
+    await get_item(session, shop_id, item_id, include_delisted=True)
+    variants = await _variants_of(session, item_id)
+    if len(variants) >= MAX_VARIANTS_PER_ITEM:
+        raise TooManyVariants(MAX_VARIANTS_PER_ITEM)
+    if any(v.name == name for v in variants):
+        raise InvalidValue(FIELD_VARIANT_NAME, "duplicate", name)
+    variant = Variant(
+        shop_id=shop_id,
+        item_id=item_id,
+        position=max((v.position for v in variants), default=0) + 1,
+        name=name,
+        price_fen=price_fen,
+        stock=stock,
+    )
+    session.add(variant)
+    await _touch(session, item_id)
+    await session.flush()
+    return variant
+
+
+async def set_price(
+    session: AsyncSession, shop_id: int, ref: VariantRef, price_fen: int
+) -> tuple[Item, Variant, int]:
+    """Returns the item, the variant with its new price, and the old price.
+    Existing orders keep the price copied onto their lines."""
+    check_price(price_fen)
+    item, variant = await resolve_variant(session, shop_id, ref, include_delisted=True)
+    old_price = variant.price_fen
+    variant.price_fen = price_fen
+    await _touch(session, item.id or 0)
+    await session.flush()
+    return item, variant, old_price
+
+
+async def change_stock(
+    session: AsyncSession, shop_id: int, ref: VariantRef, change: StockChange
+) -> tuple[Item, Variant, int]:
+    """Applies +N / -N / =N atomically in SQL (orders may be reserving the same row at
+    the same moment) and returns the item, the variant with its new stock and the old stock."""
+    check_stock(change.amount)
+    item, variant = await resolve_variant(session, shop_id, ref, include_delisted=True)
+    column = Variant.__table__.c  # type: ignore[attr-defined]
+    statement = update(Variant).where(column.id == variant.id)
+    if change.mode == "add":
+        statement = statement.where(column.stock + change.amount <= MAX_STOCK).values(
+            stock=column.stock + change.amount
+        )
+    elif change.mode == "sub":
+        statement = statement.where(column.stock >= change.amount).values(
+            stock=column.stock - change.amount
+        )
+    else:
+        statement = statement.values(stock=change.amount)
+    statement = statement.returning(column.stock)
+    old_stock = variant.stock
+    new_stock = (await session.execute(statement)).scalar_one_or_none()
+    if new_stock is None:
+        current = (
+            await session.execute(select(column.stock).where(column.id == variant.id))
+        ).scalar_one()
+        if change.mode == "sub":
+            raise StockTooLow(current, change.amount)
+        raise InvalidValue("stock", "too_large", MAX_STOCK)
+    await session.refresh(variant)
+    await _touch(session, item.id or 0)
+    return item, variant, old_stock
+
+
+async def set_listed(session: AsyncSession, shop_id: int, item_id: int, listed: bool) -> tuple[Item, bool]:
+    """Returns the item and whether anything changed."""
+    item = await get_item(session, shop_id, item_id, include_delisted=True)
+    changed = item.listed != listed
+    item.listed = listed
+    item.updated_at = utcnow()
+    await session.flush()
+    return item, changed
+
+
+async def set_description(
+    session: AsyncSession,
+    shop_id: int,
+    item_id: int,
+    text: str | None,
+    image_path: str | None = None,
+) -> Item:
+    """`text=None` keeps the description (an image alone was sent)."""
+    item = await get_item(session, shop_id, item_id, include_delisted=True)
+    if text is not None:
+        item.description = check_text(FIELD_DESCRIPTION, text, MAX_DESCRIPTION)
+    if image_path is not None:
+        item.image_path = image_path
+    item.updated_at = utcnow()
+    await session.flush()
+    return item
+
+
+async def set_category(session: AsyncSession, shop_id: int, item_id: int, category: str) -> Item:
+    item = await get_item(session, shop_id, item_id, include_delisted=True)
+    category_row = await ensure_category(session, shop_id, category)
+    item.category_id = category_row.id
+    item.updated_at = utcnow()
+    await session.flush()
+    return item
+
+
+async def set_no_reason_return(
+    session: AsyncSession, shop_id: int, item_id: int, allowed: bool
+) -> Item:
+    item = await get_item(session, shop_id, item_id, include_delisted=True)
+    item.no_reason_return = allowed
+    item.updated_at = utcnow()
+    await session.flush()
+    return item
+
+
+async def _touch(session: AsyncSession, item_id: int) -> None:
+    await session.execute(update(Item).where(Item.id == item_id).values(updated_at=utcnow()))  # type: ignore[arg-type]

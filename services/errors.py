@@ -1,0 +1,74 @@
+"""Typed domain errors. They carry data, not prose: each chat plugin renders them in
+Chinese in one place (plugins/_common/errors.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ShopError(Exception):
+    """Base of every error a user can cause; never a bug."""
+
+
+@dataclass
+class ItemNotFound(ShopError):
+    item_id: int
+
+
+@dataclass
+class VariantNotFound(ShopError):
+    item_id: int
+    position: int
+    variant_count: int
+
+
+@dataclass
+class VariantRequired(ShopError):
+    """`12` was typed for an item with several variants."""
+
+    item_id: int
+    variant_count: int
+
+
+@dataclass
+class InvalidValue(ShopError):
+    """A value outside the shop's bounds. `field` names what (see limits.FIELD_*)."""
+
+    field: str
+    reason: str  # "too_long" | "too_small" | "too_large" | "empty" | "format"
+    limit: int | str | None = None
+
+
+@dataclass
+class StockTooLow(ShopError):
+    """A stock decrease would leave a negative stock."""
+
+    current: int
+    requested: int
+
+
+@dataclass
+class AlreadyStaff(ShopError):
+    user_id: int
+
+
+@dataclass
+class NotStaff(ShopError):
+    user_id: int
+
+
+@dataclass
+class OwnerIsNotStaff(ShopError):
+    """Owners come from SUPERUSERS; adding them to the staff table would be meaningless."""
+
+    user_id: int
+
+
+@dataclass
+class TooManyVariants(ShopError):
+    limit: int
+
+
+@dataclass
+class MediaUnavailable(ShopError):
+    reason: str  # "download" | "too_large" | "not_image"

@@ -1,0 +1,59 @@
+"""Bounds on everything a user can type: one place, used by parsers and services alike."""
+
+MAX_PRICE_FEN = 1_000_000 * 100  # a million yuan: anything above is a typo
+MIN_PRICE_FEN = 1
+MAX_STOCK = 1_000_000
+MAX_ITEM_NAME = 60
+MAX_VARIANT_NAME = 30
+MAX_CATEGORY_NAME = 20
+MAX_DESCRIPTION = 1000
+MAX_SEARCH_QUERY = 30
+MAX_SEARCH_WORDS = 5
+MAX_VARIANTS_PER_ITEM = 50
+MAX_PAGE = 10_000
+PAGE_SIZE = 10
+SEARCH_LIMIT = 10
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_QQ = 10**12  # QQ numbers have at most 11 digits today
+
+# `InvalidValue.field` values.
+FIELD_ITEM_NAME = "item_name"
+FIELD_VARIANT_NAME = "variant_name"
+FIELD_CATEGORY = "category"
+FIELD_DESCRIPTION = "description"
+FIELD_PRICE = "price"
+FIELD_STOCK = "stock"
+FIELD_SEARCH = "search"
+FIELD_PAGE = "page"
+FIELD_QQ = "qq"
+
+
+def check_text(field: str, value: str, max_len: int) -> str:
+    from .errors import InvalidValue
+
+    value = value.strip()
+    if not value:
+        raise InvalidValue(field, "empty")
+    if len(value) > max_len:
+        raise InvalidValue(field, "too_long", max_len)
+    return value
+
+
+def check_price(price_fen: int) -> int:
+    from .errors import InvalidValue
+
+    if price_fen < MIN_PRICE_FEN:
+        raise InvalidValue(FIELD_PRICE, "too_small", MIN_PRICE_FEN)
+    if price_fen > MAX_PRICE_FEN:
+        raise InvalidValue(FIELD_PRICE, "too_large", MAX_PRICE_FEN)
+    return price_fen
+
+
+def check_stock(stock: int) -> int:
+    from .errors import InvalidValue
+
+    if stock < 0:
+        raise InvalidValue(FIELD_STOCK, "too_small", 0)
+    if stock > MAX_STOCK:
+        raise InvalidValue(FIELD_STOCK, "too_large", MAX_STOCK)
+    return stock

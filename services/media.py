@@ -1,0 +1,77 @@
+"""Images users attach: QQ image URLs expire within hours, so the bytes are kept under
+the data directory, named by content hash (the same picture twice is stored once)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import httpx
+
+from .errors import MediaUnavailable
+from .limits import MAX_IMAGE_BYTES
+
+MEDIA_SUBDIR = "media"
+_EXTENSIONS = {
+    b"\x89PNG": ".png",
+    b"\xff\xd8\xff": ".jpg",
+    b"GIF8": ".gif",
+    b"RIFF": ".webp",
+}
+
+
+def _extension(data: bytes) -> str | None:
+    for magic, extension in _EXTENSIONS.items():
+        if data.startswith(magic):
+            return extension
+    return None
+
+
+def store_image(data: bytes, data_dir: Path) -> str:
+    """Saves image bytes and returns the path relative to `data_dir`."""
+    extension = _extension(data)
+    if extension is None:
+        raise MediaUnavailable("not_image")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise MediaUnavailable("too_large")
+    relative = Path(MEDIA_SUBDIR) / f"{hashlib.sha256(data).hexdigest()[:32]}{extension}"
+    target = data_dir / relative
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(target.suffix + ".part")
+        temporary.write_bytes(data)
+        temporary.replace(target)
+    return relative.as_posix()
+
+
+async def download_image(
+    url: str, data_dir: Path, *, transport: httpx.AsyncBaseTransport | None = None
+) -> str:
+    """Fetches an image (bounded in size and time) and stores it; returns its relative path."""
+    if not url.startswith(("http://", "https://")):
+        raise MediaUnavailable("download")
+    try:
+        async with (
+            httpx.AsyncClient(timeout=15, follow_redirects=True, transport=transport) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise MediaUnavailable("download")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_IMAGE_BYTES:
+                    raise MediaUnavailable("too_large")
+                chunks.append(chunk)
+    except httpx.HTTPError as error:
+        raise MediaUnavailable("download") from error
+    return store_image(b"".join(chunks), data_dir)
+
+
+def load_image(relative_path: str, data_dir: Path) -> bytes | None:
+    """The stored bytes, or None if the file went missing (a restored backup without media)."""
+    target = (data_dir / relative_path).resolve()
+    if data_dir.resolve() not in target.parents or not target.is_file():
+        return None
+    return target.read_bytes()
