@@ -8,7 +8,7 @@ Services never import this module's NoneBot half: they receive plain values.
 from __future__ import annotations
 
 from datetime import timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -54,7 +54,10 @@ class ShopSettings(BaseModel):
     @field_validator("shop_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises for an unknown zone, failing start-up loudly
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown SHOP_TIMEZONE {value!r}, e.g. Asia/Shanghai") from error
         return value
 
     @field_validator("tracking_provider")

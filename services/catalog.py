@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.tables import Category, Item, Variant
@@ -104,26 +104,42 @@ class StockChange:
 # --- queries -------------------------------------------------------------------------
 
 
-def _summary_query(shop_id: int):  # type: ignore[no-untyped-def]
-    return (
-        select(
-            Item.id,
-            Item.name,
-            func.min(Variant.price_fen),
-            func.sum(Variant.stock),
-            func.count(Variant.id),
-        )
-        .join(Variant, Variant.item_id == Item.id)
-        .where(Item.shop_id == shop_id, Item.listed.is_(True))  # type: ignore[attr-defined]
-        .group_by(Item.id, Item.name)
-        .order_by(Item.id)
-    )
+# Built once: constructing a select costs more CPU than SQLite spends running it, and
+# /商品 is the most frequent command. `total` (a window count over the grouped rows)
+# saves the separate COUNT query.
+_SUMMARY_COLUMNS = (
+    Item.id,
+    Item.name,
+    func.min(Variant.price_fen),
+    func.sum(Variant.stock),
+    func.count(Variant.id),
+)
+_LISTED = Item.listed.is_(True)  # type: ignore[attr-defined]
+_SUMMARY = (
+    select(*_SUMMARY_COLUMNS)
+    .join(Variant, Variant.item_id == Item.id)
+    .where(Item.shop_id == bindparam("shop_id"), _LISTED)
+    .group_by(Item.id, Item.name)
+    .order_by(Item.id)
+)
+_PAGE_ALL = (
+    select(*_SUMMARY_COLUMNS, func.count().over().label("total"))
+    .join(Variant, Variant.item_id == Item.id)
+    .where(Item.shop_id == bindparam("shop_id"), _LISTED)
+    .group_by(Item.id, Item.name)
+    .order_by(Item.id)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+_PAGE_IN_CATEGORY = _PAGE_ALL.where(Item.category_id == bindparam("category_id"))
+_COUNT_ALL = select(func.count()).select_from(Item).where(Item.shop_id == bindparam("shop_id"), _LISTED)
+_COUNT_IN_CATEGORY = _COUNT_ALL.where(Item.category_id == bindparam("category_id"))
 
 
 def _summaries(rows: object) -> list[ItemSummary]:
     return [
-        ItemSummary(row[0], row[1], int(row[2]), int(row[3] or 0), int(row[4])) for row in rows
-    ]  # type: ignore[attr-defined]
+        ItemSummary(row[0], row[1], int(row[2]), int(row[3] or 0), int(row[4])) for row in rows  # type: ignore[attr-defined]
+    ]
 
 
 async def find_category(session: AsyncSession, shop_id: int, name: str) -> Category | None:
@@ -138,19 +154,23 @@ async def list_items(
 ) -> ItemPage:
     if page < 1 or page > MAX_PAGE:
         raise InvalidValue(FIELD_PAGE, "too_small" if page < 1 else "too_large", MAX_PAGE)
-    conditions = [Item.shop_id == shop_id, Item.listed.is_(True)]  # type: ignore[attr-defined]
+    params: dict[str, object] = {
+        "shop_id": shop_id,
+        "limit": PAGE_SIZE,
+        "offset": (page - 1) * PAGE_SIZE,
+    }
     if category is not None:
         found = await find_category(session, shop_id, category)
         if found is None:
             raise InvalidValue(FIELD_CATEGORY, "unknown", category)
-        conditions.append(Item.category_id == found.id)
-    total = (
-        await session.execute(select(func.count()).select_from(Item).where(and_(*conditions)))
-    ).scalar_one()
-    query = _summary_query(shop_id)
-    if category is not None:
-        query = query.where(Item.category_id == found.id)
-    rows = await session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
+        params["category_id"] = found.id
+    statement = _PAGE_ALL if category is None else _PAGE_IN_CATEGORY
+    rows = (await session.execute(statement, params)).all()
+    if rows:
+        total = int(rows[0][5])
+    else:  # past the last page: the window count has no row to ride on
+        count = _COUNT_ALL if category is None else _COUNT_IN_CATEGORY
+        total = (await session.execute(count, params)).scalar_one()
     pages = max(1, -(-total // PAGE_SIZE))
     return ItemPage(_summaries(rows), page, pages, total, category)
 
@@ -159,10 +179,7 @@ async def list_categories(session: AsyncSession, shop_id: int) -> list[tuple[str
     """Every category with the number of on-shelf items in it, by name."""
     rows = await session.execute(
         select(Category.name, func.count(Item.id))
-        .outerjoin(
-            Item,
-            and_(Item.category_id == Category.id, Item.listed.is_(True)),  # type: ignore[attr-defined]
-        )
+        .outerjoin(Item, and_(Item.category_id == Category.id, _LISTED))
         .where(Category.shop_id == shop_id)
         .group_by(Category.id, Category.name)
         .order_by(Category.name)
@@ -180,7 +197,7 @@ async def search_items(session: AsyncSession, shop_id: int, query: str) -> list[
     so Chinese without word breaks works)."""
     query = check_text(FIELD_SEARCH, query, MAX_SEARCH_QUERY)
     words = query.split()[:MAX_SEARCH_WORDS]
-    statement = _summary_query(shop_id)
+    statement = _SUMMARY
     for word in words:
         pattern = _like_pattern(word)
         statement = statement.where(
@@ -189,7 +206,7 @@ async def search_items(session: AsyncSession, shop_id: int, query: str) -> list[
                 Item.description.like(pattern, escape="\\"),  # type: ignore[attr-defined]
             )
         )
-    rows = await session.execute(statement.limit(SEARCH_LIMIT))
+    rows = await session.execute(statement.limit(SEARCH_LIMIT), {"shop_id": shop_id})
     return _summaries(rows)
 
 
