@@ -1,0 +1,1 @@
+"""Developer tools (OneBot v11 simulator, helpers for benchmarks and end-to-end tests)."""
