@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -19,6 +20,9 @@ def _created_at() -> datetime:
 class Shop(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=60)
+    # /设置收款: shown by /付款. The QR image is a path under DATA_DIR.
+    payment_text: str = Field(default="", max_length=500)
+    payment_qr_path: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
 
 
@@ -88,4 +92,201 @@ class Variant(SQLModel, table=True):
     price_fen: int
     stock: int
     sold: int = 0
+    created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+# --- ordering ---------------------------------------------------------------------------
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+class RequestKind(StrEnum):
+    ADDRESS = "address"
+    REMARK = "remark"
+    CANCEL = "cancel"
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Address(SQLModel, table=True):
+    """A customer's saved delivery address. Orders copy it; deleting it changes no order."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id")
+    user_id: int = Field(sa_type=BigInteger, index=True)
+    name: str = Field(max_length=20)
+    phone: str = Field(max_length=20)
+    detail: str = Field(max_length=120)
+    is_default: bool = False
+    created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+class CartLine(SQLModel, table=True):
+    __tablename__ = "cart_line"
+    __table_args__ = (UniqueConstraint("shop_id", "user_id", "variant_id", name="uq_cart_user_variant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id")
+    user_id: int = Field(sa_type=BigInteger, index=True)
+    variant_id: int = Field(foreign_key="variant.id")
+    quantity: int
+    added_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+class ShopOrder(SQLModel, table=True):
+    """An order. `code` is what customers type; ids never leave the database."""
+
+    __tablename__ = "shop_order"
+    __table_args__ = (
+        CheckConstraint("total_fen >= 0", name="ck_order_total_nonnegative"),
+        CheckConstraint("refunded_fen <= paid_fen", name="ck_order_refund_cap"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True)
+    shop_id: int = Field(foreign_key="shop.id", index=True)
+    user_id: int = Field(sa_type=BigInteger, index=True)
+    # Where it was placed: notices about it go back there (private, or the group).
+    group_id: int | None = Field(default=None, sa_type=BigInteger)
+    status: str = Field(max_length=20, index=True)
+    total_fen: int
+    paid_fen: int = 0
+    refunded_fen: int = 0
+    receiver_name: str = Field(max_length=20)
+    receiver_phone: str = Field(max_length=20)
+    receiver_address: str = Field(max_length=120)
+    remark: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OrderLine(SQLModel, table=True):
+    """Name and price copied at ordering time: later catalog edits do not touch orders."""
+
+    __tablename__ = "order_line"
+    __table_args__ = (CheckConstraint("quantity > 0", name="ck_order_line_quantity_positive"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="shop_order.id", index=True)
+    variant_id: int = Field(foreign_key="variant.id")
+    item_id: int
+    position: int
+    item_name: str = Field(max_length=60)
+    variant_name: str = Field(max_length=30)
+    unit_price_fen: int
+    quantity: int
+
+
+class OrderEvent(SQLModel, table=True):
+    """Every change of an order: who, when, from -> to, what, why."""
+
+    __tablename__ = "order_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="shop_order.id", index=True)
+    at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+    actor: str = Field(max_length=10)  # customer | staff | owner | system
+    actor_id: int | None = Field(default=None, sa_type=BigInteger)
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str = Field(max_length=20)
+    action: str = Field(max_length=30)
+    detail: str = Field(default="", max_length=300)
+    reason: str = Field(default="", max_length=200)
+
+
+class OrderRequest(SQLModel, table=True):
+    """A change or cancellation of a paid order, waiting for staff (/审核)."""
+
+    __tablename__ = "order_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="shop_order.id", index=True)
+    kind: str = Field(max_length=10)
+    status: str = Field(default=RequestStatus.PENDING, max_length=10, index=True)
+    # New values for address (name/phone/detail joined by tabs) or remark.
+    payload: str = Field(default="", max_length=300)
+    reason: str = Field(default="", max_length=200)
+    requested_by: int = Field(sa_type=BigInteger)
+    requested_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+    decided_by: int | None = Field(default=None, sa_type=BigInteger)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decision_reason: str = Field(default="", max_length=200)
+
+
+class Payment(SQLModel, table=True):
+    """A recorded payment. (provider, reference) is unique: recording twice changes nothing."""
+
+    __table_args__ = (UniqueConstraint("provider", "reference", name="uq_payment_reference"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="shop_order.id", index=True)
+    provider: str = Field(max_length=20)
+    reference: str = Field(max_length=64)
+    amount_fen: int
+    recorded_by: int | None = Field(default=None, sa_type=BigInteger)
+    at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+class Refund(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="shop_order.id", index=True)
+    amount_fen: int
+    reason: str = Field(default="", max_length=200)
+    by: int | None = Field(default=None, sa_type=BigInteger)
+    at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+class CheckoutDraft(SQLModel, table=True):
+    """An order summary awaiting 确认 (or an address) in one chat from one user. Kept in
+    the database so a restart does not forget what the customer was about to confirm."""
+
+    __tablename__ = "checkout_draft"
+    __table_args__ = (UniqueConstraint("shop_id", "chat_key", "user_id", name="uq_draft_chat_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id")
+    chat_key: str = Field(max_length=40)  # "p" or "g:<group id>"
+    user_id: int = Field(sa_type=BigInteger)
+    source: str = Field(max_length=10)  # buy | cart
+    # "variant_id:quantity,variant_id:quantity"
+    lines: str = Field(max_length=2000)
+    remark: str = Field(default="", max_length=200)
+    awaiting_address: bool = False
+    created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message the bot sends on its own initiative. Sent by the dispatcher, paced, at
+    most once; kept until sent so a restart or a lost connection only delays it."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    target_type: str = Field(max_length=10)  # private | group
+    target_id: int = Field(sa_type=BigInteger)
+    # JSON list of OneBot segments ({"type": "text", "data": {"text": ...}}, ...)
+    segments: str
+    dedupe_key: str = Field(max_length=120, unique=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime, index=True)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    failed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str = Field(default="", max_length=300)
     created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)

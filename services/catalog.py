@@ -202,8 +202,8 @@ async def search_items(session: AsyncSession, shop_id: int, query: str) -> list[
         pattern = _like_pattern(word)
         statement = statement.where(
             or_(
-                Item.name.like(pattern, escape="\\"),  # type: ignore[attr-defined]
-                Item.description.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+                Item.name.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
+                Item.description.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
             )
         )
     rows = await session.execute(statement.limit(SEARCH_LIMIT), {"shop_id": shop_id})
@@ -254,6 +254,9 @@ async def resolve_variant(
 
 async def ensure_category(session: AsyncSession, shop_id: int, name: str) -> Category:
     name = check_text(FIELD_CATEGORY, name, MAX_CATEGORY_NAME)
+    if name.isdigit():
+        # `/商品 2024` reads 2024 as a page number, so such a category could not be browsed.
+        raise InvalidValue(FIELD_CATEGORY, "digits")
     existing = await find_category(session, shop_id, name)
     if existing is not None:
         return existing
@@ -353,7 +356,7 @@ async def change_stock(
     else:
         statement = statement.values(stock=change.amount)
     statement = statement.returning(column.stock)
-    old_stock = variant.stock
+    read_stock = variant.stock  # before the UPDATE expires the ORM object
     new_stock = (await session.execute(statement)).scalar_one_or_none()
     if new_stock is None:
         current = (
@@ -362,6 +365,11 @@ async def change_stock(
         if change.mode == "sub":
             raise StockTooLow(current, change.amount)
         raise InvalidValue("stock", "too_large", MAX_STOCK)
+    # Derived from the atomic result, not the earlier read, which a concurrent order may
+    # have made stale (PostgreSQL has no write lock of ours).
+    old_stock = {"add": new_stock - change.amount, "sub": new_stock + change.amount}.get(
+        change.mode, read_stock
+    )
     await session.refresh(variant)
     await _touch(session, item.id or 0)
     return item, variant, old_stock

@@ -72,3 +72,104 @@ class TooManyVariants(ShopError):
 @dataclass
 class MediaUnavailable(ShopError):
     reason: str  # "download" | "too_large" | "not_image"
+
+
+# --- ordering ---------------------------------------------------------------------------
+
+
+@dataclass
+class AddressNotFound(ShopError):
+    number: int
+    count: int
+
+
+@dataclass
+class TooManyAddresses(ShopError):
+    limit: int
+
+
+@dataclass
+class CartFull(ShopError):
+    limit: int
+
+
+@dataclass
+class CartEmpty(ShopError):
+    pass
+
+
+@dataclass
+class NotInCart(ShopError):
+    ref: str
+
+
+@dataclass
+class ItemUnavailable(ShopError):
+    """Delisted (or gone) since it was put in the cart or summary."""
+
+    name: str
+
+
+@dataclass
+class OutOfStock(ShopError):
+    name: str
+    requested: int
+    available: int
+
+
+@dataclass
+class OrderNotFound(ShopError):
+    """Also raised for another customer's order: the two must be indistinguishable."""
+
+    code: str
+
+
+@dataclass
+class InvalidTransition(ShopError):
+    """The order's status does not allow this action. `action` names what was tried."""
+
+    status: str
+    action: str
+
+
+@dataclass
+class LineNotInOrder(ShopError):
+    ref: str
+
+
+@dataclass
+class LastLine(ShopError):
+    """Removing the only line would leave an empty order: cancel instead."""
+
+    code: str
+
+
+@dataclass
+class RequestPending(ShopError):
+    kind: str
+
+
+@dataclass
+class NoPendingRequest(ShopError):
+    code: str
+
+
+@dataclass
+class RefundTooLarge(ShopError):
+    requested: int
+    refundable: int
+
+
+@dataclass
+class AlreadyPaid(ShopError):
+    code: str
+
+
+@dataclass
+class NoAddress(ShopError):
+    pass
+
+
+@dataclass
+class DraftExpired(ShopError):
+    pass

@@ -57,3 +57,33 @@ def check_stock(stock: int) -> int:
     if stock > MAX_STOCK:
         raise InvalidValue(FIELD_STOCK, "too_large", MAX_STOCK)
     return stock
+
+# --- ordering --------------------------------------------------------------------------
+MAX_QUANTITY = 999
+MAX_CART_LINES = 30
+MAX_RECEIVER_NAME = 20
+MAX_ADDRESS_DETAIL = 120
+MAX_ADDRESSES = 10
+MAX_REMARK = 200
+MAX_REASON = 200
+ORDER_PAGE_SIZE = 10
+
+FIELD_QUANTITY = "quantity"
+FIELD_RECEIVER = "receiver"
+FIELD_PHONE = "phone"
+FIELD_ADDRESS = "address"
+FIELD_REMARK = "remark"
+FIELD_REASON = "reason"
+FIELD_AMOUNT = "amount"
+FIELD_PAYMENT_TEXT = "payment_text"
+MAX_PAYMENT_TEXT = 500
+
+
+def check_quantity(quantity: int, *, allow_zero: bool = False) -> int:
+    from .errors import InvalidValue
+
+    if quantity < (0 if allow_zero else 1):
+        raise InvalidValue(FIELD_QUANTITY, "too_small", 0 if allow_zero else 1)
+    if quantity > MAX_QUANTITY:
+        raise InvalidValue(FIELD_QUANTITY, "too_large", MAX_QUANTITY)
+    return quantity

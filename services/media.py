@@ -3,6 +3,7 @@ the data directory, named by content hash (the same picture twice is stored once
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -12,11 +13,11 @@ from .errors import MediaUnavailable
 from .limits import MAX_IMAGE_BYTES
 
 MEDIA_SUBDIR = "media"
+DOWNLOAD_DEADLINE_SECONDS = 30.0
 _EXTENSIONS = {
     b"\x89PNG": ".png",
     b"\xff\xd8\xff": ".jpg",
     b"GIF8": ".gif",
-    b"RIFF": ".webp",
 }
 
 
@@ -24,6 +25,9 @@ def _extension(data: bytes) -> str | None:
     for magic, extension in _EXTENSIONS.items():
         if data.startswith(magic):
             return extension
+    # RIFF is also WAV and AVI; only RIFF....WEBP is an image.
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
     return None
 
 
@@ -52,6 +56,7 @@ async def download_image(
         raise MediaUnavailable("download")
     try:
         async with (
+            asyncio.timeout(DOWNLOAD_DEADLINE_SECONDS),  # a trickling server must not hang us
             httpx.AsyncClient(timeout=15, follow_redirects=True, transport=transport) as client,
             client.stream("GET", url) as response,
         ):
@@ -64,7 +69,7 @@ async def download_image(
                 if size > MAX_IMAGE_BYTES:
                     raise MediaUnavailable("too_large")
                 chunks.append(chunk)
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL, TimeoutError) as error:
         raise MediaUnavailable("download") from error
     return store_image(b"".join(chunks), data_dir)
 

@@ -7,7 +7,7 @@ import re
 from .errors import InvalidValue
 from .limits import FIELD_PRICE, check_price
 
-_YUAN = re.compile(r"^(\d{1,9})(?:\.(\d{1,2}))?$")
+_YUAN = re.compile(r"^([0-9]{1,9})(?:\.([0-9]{1,2}))?$")
 
 
 def parse_yuan(text: str) -> int:

@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 _VARIANT_REF = re.compile(r"^(\d{1,9})(?:-(\d{1,3}))?$")
 _INT = re.compile(r"^\d{1,12}$")
+_ID = re.compile(r"^\d{1,9}$")  # ids are 32-bit columns (PostgreSQL rejects larger values)
 
 
 class UsageError(Exception):
@@ -79,8 +80,8 @@ class ArgReader:
 
     def item_id(self) -> int:
         word = normalise_word(self.word("商品编号"))
-        if not _INT.match(word) or int(word) == 0:
-            raise UsageError(f"商品编号应是数字（如 12），而不是“{word}”。")
+        if not _ID.match(word) or int(word) == 0:
+            raise UsageError(f"商品编号应是 1 到 9 位数字（如 12），而不是“{word}”。")
         return int(word)
 
     def variant_ref(self) -> VariantRef:

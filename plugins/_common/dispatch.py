@@ -34,6 +34,9 @@ class Invocation:
     word: str
     args: str
     command: Command | None  # None: an unknown /command in a private chat
+    prefixed: bool = True
+    # The group has not enabled the shop (only commands with group_gate=False get here).
+    group_disabled: bool = False
 
 
 def split_command(text: str, in_group: bool, prefixes: tuple[str, ...]) -> tuple[str, str] | None:
@@ -62,6 +65,18 @@ def had_prefix(text: str, prefixes: tuple[str, ...]) -> bool:
     return any(p and text.startswith(p) for p in prefixes)
 
 
+def text_with_mentions(event: MessageEvent) -> str:
+    """The message as text, with @-mentions as `@<qq>` words (so `/店员 添加 @小王`
+    works); images and other segments are left out."""
+    parts = []
+    for segment in event.message:
+        if segment.type == "text":
+            parts.append(segment.data.get("text", ""))
+        elif segment.type == "at":
+            parts.append(f" @{segment.data.get('qq', '')} ")
+    return "".join(parts)
+
+
 async def recognise(runtime: ShopRuntime, event: MessageEvent, self_id: str) -> Invocation | None:
     """The router's rule: cheap for ordinary chatter (no DB, no await before the table)."""
     text = event.get_plaintext()
@@ -71,17 +86,23 @@ async def recognise(runtime: ShopRuntime, event: MessageEvent, self_id: str) -> 
         return None
     word, args = split
     command = registry.lookup(word)
+    prefixed = had_prefix(text, runtime.prefixes)
+    group_disabled = False
     if command is None:
         # Unknown words are ignored in groups (other bots share `/`) and in private chats
         # when typed without a prefix (the shop owner may be chatting from this account).
-        if in_group or not had_prefix(text, runtime.prefixes):
+        if in_group or not prefixed:
             return None
-    elif in_group and command.group_gate:
-        if not await runtime.access.group_enabled(event.group_id):  # type: ignore[attr-defined]
+    elif in_group:
+        group_disabled = not await runtime.access.group_enabled(event.group_id)  # type: ignore[attr-defined]
+        if group_disabled and command.group_gate:
             return None
     if not runtime.recent.first_time(self_id, event.message_id):
         return None
-    return Invocation(word, args, command)
+    if any(segment.type == "at" for segment in event.message):
+        mentioned = split_command(text_with_mentions(event), in_group, runtime.prefixes)
+        args = mentioned[1] if mentioned else args
+    return Invocation(word, args, command, prefixed, group_disabled)
 
 
 def image_urls(event: MessageEvent) -> list[str]:
@@ -108,18 +129,24 @@ def to_message(reply: Reply, event: MessageEvent) -> Message:
 async def execute(runtime: ShopRuntime, invocation: Invocation, event: MessageEvent) -> Reply | None:
     """Runs a recognised command; returns the reply, or None when nothing should be said."""
     user_id = event.user_id
-    verdict = runtime.flood.check(user_id)
-    if verdict == "drop":
-        return None
-    if verdict == "warn":
-        return Reply(TOO_FAST)
+    role = await runtime.access.role(user_id)
+    # Staff setting up the catalog type fast; the guard is for customers.
+    if role < Role.STAFF:
+        verdict = runtime.flood.check(user_id)
+        if verdict == "drop":
+            return None
+        if verdict == "warn":
+            return Reply(TOO_FAST)
     command = invocation.command
     if command is None:
         prefix = display_prefix(runtime.prefixes)
         return Reply(f"没有“{invocation.word}”这个命令。发 {prefix}帮助 查看可用的命令。")
     group_id = event.group_id if isinstance(event, GroupMessageEvent) else None
-    role = await runtime.access.role(user_id)
     if role < command.role:
+        # Silence where the shop has no business speaking: a group that has not enabled
+        # it, or a customer's sentence that merely starts like a merchant command.
+        if invocation.group_disabled or not invocation.prefixed:
+            return None
         return Reply(NO_PERMISSION)
     if command.scope is Scope.GROUP_ONLY and group_id is None:
         return Reply(GROUP_ONLY)
@@ -146,5 +173,3 @@ async def execute(runtime: ShopRuntime, invocation: Invocation, event: MessageEv
         return Reply(INTERNAL_ERROR)
 
 
-def is_owner_or_staff(role: Role) -> bool:
-    return role >= Role.STAFF

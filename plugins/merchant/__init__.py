@@ -7,6 +7,7 @@ from nonebot.plugin import PluginMetadata
 from plugins._common.context import CommandContext, Reply
 from plugins._common.registry import Scope, command
 from services import catalog, groups, staff
+from services.limits import FIELD_DESCRIPTION, MAX_DESCRIPTION, check_text
 from services.media import download_image
 from services.staff import Role
 
@@ -146,6 +147,9 @@ async def delist_item(ctx: CommandContext) -> Reply:
 async def describe_item(ctx: CommandContext) -> Reply:
     item_id = ctx.args.item_id()
     text = ctx.args.rest("描述文字", required=not ctx.image_urls)
+    if text:
+        # Refuse before downloading: a rejected description must not leave an orphan file.
+        text = check_text(FIELD_DESCRIPTION, text, MAX_DESCRIPTION)
     async with ctx.runtime.database.read() as session:
         await catalog.get_item(session, ctx.shop_id, item_id, include_delisted=True)
     # Download before taking the write lock: the network must not hold up other writers.
@@ -156,7 +160,7 @@ async def describe_item(ctx: CommandContext) -> Reply:
         item = await catalog.set_description(
             session, ctx.shop_id, item_id, text or None, image_path
         )
-    return Reply(render.description_set(item, image_path is not None))
+    return Reply(render.description_set(item, text_changed=bool(text), image_saved=image_path is not None))
 
 
 @command(
@@ -257,6 +261,7 @@ async def enable_group(ctx: CommandContext) -> Reply:
     summary="店铺不再在本群回应",
     area=AREA,
     scope=Scope.GROUP_ONLY,
+    group_gate=False,
 )
 async def disable_group(ctx: CommandContext) -> Reply:
     return await _set_group(ctx, False)

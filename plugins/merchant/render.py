@@ -55,9 +55,9 @@ def shelf_changed(item: Item, changed: bool) -> str:
     return f"已下架“{item.name}”（{item.id}）。顾客看不到也不能再下单，已有订单不受影响。"
 
 
-def description_set(item: Item, image_saved: bool) -> str:
-    text = f"已更新“{item.name}”（{item.id}）的描述"
-    return text + ("和图片。" if image_saved else "。") + f"发 /详情 {item.id} 查看效果。"
+def description_set(item: Item, *, text_changed: bool, image_saved: bool) -> str:
+    what = "描述和图片" if text_changed and image_saved else "图片" if image_saved else "描述"
+    return f"已更新“{item.name}”（{item.id}）的{what}。发 /详情 {item.id} 查看效果。"
 
 
 def category_set(item: Item, category: str) -> str:

@@ -133,9 +133,9 @@ async def test_detail_sold_out_variant(app: App, demo_shop: Any) -> None:
     ("text", "fragments"),
     [
         ("/详情", ("缺少商品编号", "用法：/详情 <商品编号>，例如 /详情 12")),
-        ("/详情 abc", ("商品编号应是数字",)),
+        ("/详情 abc", ("商品编号应是 1 到 9 位数字",)),
         ("/详情 99", ("没有编号为 99 的在售商品",)),
-        ("/详情 0", ("商品编号应是数字",)),
+        ("/详情 0", ("商品编号应是 1 到 9 位数字",)),
     ],
 )
 async def test_detail_errors(app: App, demo_shop: Any, text: str, fragments: tuple[str, ...]) -> None:

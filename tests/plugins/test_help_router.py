@@ -159,3 +159,22 @@ def test_registry_refuses_a_word_twice() -> None:
     registry.add(Command("甲", ("a",), handler, Role.CUSTOMER, "甲", "甲", "", ""))
     with pytest.raises(ValueError):
         registry.add(Command("乙", ("A",), handler, Role.CUSTOMER, "乙", "乙", "", ""))
+
+
+async def test_customer_sentence_that_starts_like_a_merchant_command_is_ignored(app: App, shop: Any) -> None:
+    # "新品什么时候到" typed privately is a question to the shop, not a command.
+    async with app.test_matcher() as ctx:
+        bot = v11_bot(ctx)
+        ctx.receive_event(bot, private("新品 什么时候到", CUSTOMER_ID))
+        ctx.receive_event(bot, private("库存 还有吗", CUSTOMER_ID))
+    # With the prefix it is clearly a command attempt, and the answer says why not.
+    await ask(app, private("/新品 什么时候到", CUSTOMER_ID), "无权限")
+
+
+async def test_staff_are_not_slowed_down(app: App, shop: Any) -> None:
+    async with app.test_matcher() as ctx:
+        bot = v11_bot(ctx)
+        for _ in range(shop.settings.flood_max_commands + 3):
+            event = private("/分类", OWNER_ID)
+            ctx.receive_event(bot, event)
+            ctx.should_call_send(event, Says(event, "还没有商品分类"))
