@@ -226,12 +226,23 @@ async def _variants_of(session: AsyncSession, item_id: int) -> list[Variant]:
     return list(rows.scalars())
 
 
+_ITEM_WITH_CATEGORY = (
+    select(Item, Category.name)
+    .outerjoin(Category, Category.id == Item.category_id)
+    .where(Item.id == bindparam("item_id"), Item.shop_id == bindparam("shop_id"))
+)
+_VARIANTS_OF = select(Variant).where(Variant.item_id == bindparam("item_id")).order_by(Variant.position)
+
+
 async def item_detail(
     session: AsyncSession, shop_id: int, item_id: int, *, include_delisted: bool = False
 ) -> ItemDetail:
-    item = await get_item(session, shop_id, item_id, include_delisted=include_delisted)
-    category = await session.get(Category, item.category_id) if item.category_id else None
-    return ItemDetail(item, category.name if category else None, await _variants_of(session, item_id))
+    # Two prebuilt queries: /详情 is the second most frequent command.
+    row = (await session.execute(_ITEM_WITH_CATEGORY, {"item_id": item_id, "shop_id": shop_id})).first()
+    if row is None or (not row[0].listed and not include_delisted):
+        raise ItemNotFound(item_id)
+    variants = list((await session.execute(_VARIANTS_OF, {"item_id": item_id})).scalars())
+    return ItemDetail(row[0], row[1], variants)
 
 
 async def resolve_variant(
