@@ -1,0 +1,185 @@
+"""From /下单 or /结算 to an order: a draft summary the customer confirms.
+
+The draft lives in the database (a restart does not forget what someone was about to
+confirm) and is keyed by chat and user: only the same user in the same chat can confirm
+it. Confirming deletes the draft in the same transaction that creates the order, so a
+double 确认 creates one order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import CheckoutDraft, Item, ShopOrder, Variant
+
+from . import cart, orders
+from .addresses import AddressSnapshot, default_address
+from .errors import CartEmpty, DraftExpired, ItemUnavailable, NoAddress, OutOfStock
+from .orders import check_remark
+
+
+def chat_key(group_id: int | None) -> str:
+    return f"g:{group_id}" if group_id else "p"
+
+
+@dataclass(frozen=True)
+class SummaryLine:
+    item: Item
+    variant: Variant
+    quantity: int
+
+    @property
+    def subtotal_fen(self) -> int:
+        return self.variant.price_fen * self.quantity
+
+
+@dataclass(frozen=True)
+class Summary:
+    draft: CheckoutDraft
+    lines: list[SummaryLine]
+    address: AddressSnapshot | None
+
+    @property
+    def total_fen(self) -> int:
+        return sum(line.subtotal_fen for line in self.lines)
+
+
+def _encode(lines: list[tuple[int, int]]) -> str:
+    return ",".join(f"{variant_id}:{quantity}" for variant_id, quantity in lines)
+
+
+def _decode(text: str) -> list[tuple[int, int]]:
+    pairs = []
+    for part in text.split(","):
+        variant_id, quantity = part.split(":")
+        pairs.append((int(variant_id), int(quantity)))
+    return pairs
+
+
+async def _summary_lines(session: AsyncSession, shop_id: int, wanted: list[tuple[int, int]]) -> list[SummaryLine]:
+    """Checks availability now (the stock is only reserved on 确认)."""
+    lines = []
+    for variant_id, quantity in wanted:
+        variant = await session.get(Variant, variant_id)
+        item = await session.get(Item, variant.item_id) if variant else None
+        if variant is None or item is None or not item.listed or item.shop_id != shop_id:
+            raise ItemUnavailable(item.name if item else "该商品")
+        if variant.stock < quantity:
+            name = item.name if variant.name == "默认" else f"{item.name}（{variant.name}）"
+            raise OutOfStock(name, quantity, variant.stock)
+        lines.append(SummaryLine(item, variant, quantity))
+    return lines
+
+
+async def start(
+    session: AsyncSession,
+    shop_id: int,
+    user_id: int,
+    group_id: int | None,
+    source: str,
+    wanted: list[tuple[int, int]],
+    remark: str,
+    now: datetime,
+    confirm_window: timedelta,
+) -> Summary:
+    """Creates (or replaces) the user's draft in this chat and returns its summary.
+    With no saved address: in a private chat the draft waits for one (summary.address is
+    None); in a group NoAddress is raised and no draft is kept (addresses are never
+    collected in groups)."""
+    remark = check_remark(remark)
+    if not wanted:
+        raise CartEmpty()
+    lines = await _summary_lines(session, shop_id, wanted)
+    address = await default_address(session, shop_id, user_id)
+    key = chat_key(group_id)
+    await session.execute(
+        delete(CheckoutDraft).where(
+            CheckoutDraft.shop_id == shop_id, CheckoutDraft.chat_key == key, CheckoutDraft.user_id == user_id  # type: ignore[arg-type]
+        )
+    )
+    if address is None and group_id is not None:
+        raise NoAddress()
+    draft = CheckoutDraft(
+        shop_id=shop_id,
+        chat_key=key,
+        user_id=user_id,
+        source=source,
+        lines=_encode([(line.variant.id or 0, line.quantity) for line in lines]),
+        remark=remark,
+        awaiting_address=address is None,
+        created_at=now,
+        expires_at=now + confirm_window,
+    )
+    session.add(draft)
+    await session.flush()
+    # No address in a private chat: the draft waits for one (the summary says so).
+    return Summary(draft, lines, AddressSnapshot.of(address) if address else None)
+
+
+async def find(session: AsyncSession, shop_id: int, user_id: int, group_id: int | None) -> CheckoutDraft | None:
+    return (
+        await session.execute(
+            select(CheckoutDraft).where(
+                CheckoutDraft.shop_id == shop_id,
+                CheckoutDraft.chat_key == chat_key(group_id),
+                CheckoutDraft.user_id == user_id,
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def summary_of(session: AsyncSession, draft: CheckoutDraft) -> Summary:
+    lines = await _summary_lines(session, draft.shop_id, _decode(draft.lines))
+    address = await default_address(session, draft.shop_id, draft.user_id)
+    return Summary(draft, lines, AddressSnapshot.of(address) if address else None)
+
+
+async def address_given(
+    session: AsyncSession, draft: CheckoutDraft, now: datetime, confirm_window: timedelta
+) -> Summary:
+    """The customer answered with an address (already saved): back to awaiting 确认."""
+    draft.awaiting_address = False
+    draft.expires_at = now + confirm_window
+    await session.flush()
+    return await summary_of(session, draft)
+
+
+async def discard(session: AsyncSession, draft: CheckoutDraft) -> None:
+    await session.delete(draft)
+    await session.flush()
+
+
+async def confirm(
+    session: AsyncSession, draft: CheckoutDraft, now: datetime, unpaid_timeout: timedelta
+) -> ShopOrder:
+    """Creates the order and consumes the draft. An expired draft is deleted and refused."""
+    result = await session.execute(delete(CheckoutDraft).where(CheckoutDraft.id == draft.id))  # type: ignore[arg-type]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise DraftExpired()  # confirmed by a concurrent 确认 a moment ago
+    if draft.expires_at <= now:
+        raise DraftExpired()
+    address = await default_address(session, draft.shop_id, draft.user_id)
+    if address is None:
+        raise NoAddress()
+    group_id = int(draft.chat_key[2:]) if draft.chat_key.startswith("g:") else None
+    wanted = _decode(draft.lines)
+    order = await orders.place_order(
+        session, draft.shop_id, draft.user_id, group_id, wanted, AddressSnapshot.of(address), draft.remark, now, unpaid_timeout
+    )
+    if draft.source == "cart":
+        await cart.remove_variants(session, draft.shop_id, draft.user_id, {variant_id for variant_id, _ in wanted})
+    return order
+
+
+async def live_keys(session: AsyncSession, now: datetime) -> dict[tuple[str, int], datetime]:
+    """(chat key, user) of every unexpired draft: the router's in-memory index."""
+    rows = await session.execute(select(CheckoutDraft.chat_key, CheckoutDraft.user_id, CheckoutDraft.expires_at))
+    return {(key, user): expires for key, user, expires in rows if expires > now}
+
+
+async def purge_expired(session: AsyncSession, now: datetime) -> int:
+    result = await session.execute(delete(CheckoutDraft).where(CheckoutDraft.expires_at <= now))  # type: ignore[arg-type]
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,77 @@
+"""The text of every notice the shop sends on its own (through the outbox), and who
+gets it. Group notices @-mention the customer and never carry phone or address."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import ShopOrder
+
+from . import outbox, staff
+from .money import format_fen
+from .outbox import Segment, Target
+
+
+def customer_target(order: ShopOrder) -> Target:
+    return Target("group", order.group_id) if order.group_id else Target("private", order.user_id)
+
+
+def _customer_segments(order: ShopOrder, body: str) -> list[Segment]:
+    if order.group_id:
+        return [outbox.at(order.user_id), outbox.text(" " + body)]
+    return [outbox.text(body)]
+
+
+async def to_customer(session: AsyncSession, order: ShopOrder, body: str, key: str, now: datetime) -> bool:
+    return await outbox.enqueue(session, customer_target(order), _customer_segments(order, body), f"order:{order.code}:{key}", now)
+
+
+async def to_staff(session: AsyncSession, shop_id: int, owners: frozenset[int], body: str, key: str, now: datetime) -> None:
+    """Privately to every owner and staff member, once per key and person."""
+    for user_id in sorted(owners | await staff.staff_ids(session, shop_id)):
+        await outbox.enqueue(session, Target("private", user_id), [outbox.text(body)], f"{key}:staff:{user_id}", now)
+
+
+def order_expired(order: ShopOrder) -> str:
+    return f"订单号：{order.code} 超时未付款，已自动取消，库存已释放。需要的话请重新下单。"
+
+
+def payment_reminder(order: ShopOrder, minutes_left: int) -> str:
+    return (
+        f"订单号：{order.code} 还未付款（{format_fen(order.total_fen)}），约 {minutes_left} 分钟后自动取消。"
+        f"付款方式：/付款 {order.code}"
+    )
+
+
+def payment_received(order: ShopOrder) -> str:
+    return f"订单号：{order.code} 已确认收款 {format_fen(order.paid_fen)}，我们会尽快发货。"
+
+
+def request_decided(order: ShopOrder, kind: str, approved: bool, reason: str) -> str:
+    what = {"address": "修改地址", "remark": "修改备注", "cancel": "取消订单"}[kind]
+    verdict = "已同意" if approved else "未通过"
+    text = f"订单号：{order.code} 的{what}申请{verdict}。"
+    if approved and kind == "cancel":
+        text += f"已全额退款 {format_fen(order.refunded_fen)}。"
+    if reason:
+        text += f"说明：{reason}"
+    return text
+
+
+def refunded(order: ShopOrder, amount_fen: int, fully: bool) -> str:
+    text = f"订单号：{order.code} 已退款 {format_fen(amount_fen)}"
+    return text + ("，订单已关闭。" if fully else "。")
+
+
+def new_order_for_staff(order: ShopOrder) -> str:
+    where = f"群 {order.group_id}" if order.group_id else "私聊"
+    return f"新订单 订单号：{order.code}，{format_fen(order.total_fen)}，顾客 {order.user_id}（{where}），待付款。"
+
+
+def request_for_staff(order: ShopOrder, kind: str, reason: str) -> str:
+    what = {"address": "修改地址", "remark": "修改备注", "cancel": "取消订单（已付款）"}[kind]
+    text = f"订单号：{order.code} 顾客申请{what}"
+    text += f"，原因：{reason}" if reason else ""
+    return text + f"。处理：/审核 {order.code} 同意 或 /审核 {order.code} 拒绝 <原因>"

@@ -1,0 +1,32 @@
+"""What of a customer's personal data may be shown where. Group chats get a masked view."""
+
+from __future__ import annotations
+
+import re
+
+_PROVINCE_LEVEL = ("北京", "上海", "天津", "重庆")
+_CITY = re.compile(r"^(.{1,12}?(?:省|自治区|特别行政区))?(.{1,12}?(?:市|自治州|地区|盟))")
+
+
+def mask_phone(phone: str) -> str:
+    """13800000000 -> 138****0000; anything short is masked whole."""
+    digits = phone.strip()
+    if len(digits) >= 7:
+        return digits[:3] + "****" + digits[-4:]
+    return "****"
+
+
+def city_of(address: str) -> str:
+    """The address cut down to its city (省+市), never the street or house number."""
+    text = address.strip()
+    for city in _PROVINCE_LEVEL:
+        if text.startswith(city):
+            return city + "市"
+    match = _CITY.match(text)
+    if match:
+        return (match.group(1) or "") + match.group(2)
+    return text[:2] + "…" if text else ""
+
+
+def mask_name(name: str) -> str:
+    return (name[:1] + "*" * max(1, len(name) - 1)) if name else ""
