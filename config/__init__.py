@@ -76,6 +76,14 @@ class ShopSettings(BaseModel):
     def confirm_timeout(self) -> timedelta:
         return timedelta(seconds=self.confirm_timeout_seconds)
 
+    @property
+    def unpaid_timeout(self) -> timedelta:
+        return timedelta(minutes=self.unpaid_timeout_minutes)
+
+    @property
+    def refund_auto_approve(self) -> timedelta:
+        return timedelta(hours=self.refund_auto_approve_hours)
+
 
 def load_settings() -> ShopSettings:
     """The settings as NoneBot parsed them from `.env` and the environment."""

@@ -118,6 +118,8 @@ class RequestStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
+    # Made moot by something else: the order was refunded or cancelled meanwhile.
+    SUPERSEDED = "superseded"
 
 
 class Address(SQLModel, table=True):

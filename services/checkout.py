@@ -17,7 +17,7 @@ from models.tables import CheckoutDraft, Item, ShopOrder, Variant
 
 from . import cart, orders
 from .addresses import AddressSnapshot, default_address
-from .errors import CartEmpty, DraftExpired, ItemUnavailable, NoAddress, OutOfStock
+from .errors import CartEmpty, DraftExpired, ItemUnavailable, NoAddress, OutOfStock, PriceChanged
 from .orders import check_remark
 
 
@@ -47,16 +47,22 @@ class Summary:
         return sum(line.subtotal_fen for line in self.lines)
 
 
-def _encode(lines: list[tuple[int, int]]) -> str:
-    return ",".join(f"{variant_id}:{quantity}" for variant_id, quantity in lines)
+def _encode(lines: list[SummaryLine]) -> str:
+    """variant:quantity:unit price shown, for each line. The price is what the customer
+    saw in the summary; 确认 refuses if it changed since."""
+    return ",".join(f"{line.variant.id}:{line.quantity}:{line.variant.price_fen}" for line in lines)
+
+
+def _decode_with_prices(text: str) -> list[tuple[int, int, int | None]]:
+    lines: list[tuple[int, int, int | None]] = []
+    for part in text.split(","):
+        fields = part.split(":")
+        lines.append((int(fields[0]), int(fields[1]), int(fields[2]) if len(fields) > 2 else None))
+    return lines
 
 
 def _decode(text: str) -> list[tuple[int, int]]:
-    pairs = []
-    for part in text.split(","):
-        variant_id, quantity = part.split(":")
-        pairs.append((int(variant_id), int(quantity)))
-    return pairs
+    return [(variant_id, quantity) for variant_id, quantity, _ in _decode_with_prices(text)]
 
 
 async def _summary_lines(session: AsyncSession, shop_id: int, wanted: list[tuple[int, int]]) -> list[SummaryLine]:
@@ -107,7 +113,7 @@ async def start(
         chat_key=key,
         user_id=user_id,
         source=source,
-        lines=_encode([(line.variant.id or 0, line.quantity) for line in lines]),
+        lines=_encode(lines),
         remark=remark,
         awaiting_address=address is None,
         created_at=now,
@@ -165,6 +171,10 @@ async def confirm(
     if address is None:
         raise NoAddress()
     group_id = int(draft.chat_key[2:]) if draft.chat_key.startswith("g:") else None
+    for variant_id, _, shown_price in _decode_with_prices(draft.lines):
+        variant = await session.get(Variant, variant_id)
+        if variant is not None and shown_price is not None and variant.price_fen != shown_price:
+            raise PriceChanged(shown_price, variant.price_fen)
     wanted = _decode(draft.lines)
     order = await orders.place_order(
         session, draft.shop_id, draft.user_id, group_id, wanted, AddressSnapshot.of(address), draft.remark, now, unpaid_timeout

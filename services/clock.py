@@ -56,19 +56,23 @@ async def run_order_clocks(database: Database, settings: OrderClockSettings, now
             await notices.to_customer(session, order, notices.payment_reminder(order, minutes_left), "remind", now)
             report.reminded.append(order.code)
     for _request_id, order_id in approving:
-        async with database.write() as session:
-            order = await session.get(orders.ShopOrder, order_id)
-            if order is None:
-                continue
-            approve = order.status == OrderStatus.PAID.value
-            reason = "超时未处理，系统自动同意" if approve else "订单已发货，取消申请失效，请走售后"
-            try:
-                decided = await orders.decide(session, order, approve, Actor.system(), reason, now)
-            except ShopError:
-                continue
-            for request in decided:
-                await notices.to_customer(
-                    session, order, notices.request_decided(order, request.kind, approve, reason), f"request:{request.id}", now
+        try:
+            async with database.write() as session:
+                order = await session.get(orders.ShopOrder, order_id)
+                if order is None:
+                    continue
+                # Paid and still undecided: approved. Shipped meanwhile: too late to cancel.
+                approve = order.status == OrderStatus.PAID.value
+                reason = "超时未处理，系统自动同意" if approve else "订单已发货，取消申请失效，如需退款请走售后"
+                decided = await orders.decide(
+                    session, order, approve, Actor.system(), reason, now, kinds=frozenset({RequestKind.CANCEL})
                 )
-            report.auto_approved.append(order.code)
+                for request in decided:
+                    await notices.to_customer(
+                        session, order, notices.request_decided(order, request.kind, approve, reason), f"request:{request.id}", now
+                    )
+                report.auto_approved.append(order.code)
+        except ShopError:
+            # Rolled back as a whole; the next tick sees the order as it is then.
+            continue
     return report

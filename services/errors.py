@@ -173,3 +173,11 @@ class NoAddress(ShopError):
 @dataclass
 class DraftExpired(ShopError):
     pass
+
+
+@dataclass
+class PriceChanged(ShopError):
+    """The price moved between the summary and 确认: the customer confirms what they saw."""
+
+    shown_fen: int
+    current_fen: int

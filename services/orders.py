@@ -421,24 +421,51 @@ async def cancel(session: AsyncSession, order: ShopOrder, actor: Actor, reason: 
 # --- staff decisions ----------------------------------------------------------------
 
 
-async def decide(session: AsyncSession, order: ShopOrder, approve: bool, actor: Actor, reason: str, now: datetime) -> list[OrderRequest]:
-    """Approves or rejects every pending request of the order; returns them."""
+async def decide(
+    session: AsyncSession,
+    order: ShopOrder,
+    approve: bool,
+    actor: Actor,
+    reason: str,
+    now: datetime,
+    *,
+    kinds: frozenset[RequestKind] | None = None,
+) -> list[OrderRequest]:
+    """Approves or rejects the pending requests of the order (of `kinds`, default all);
+    returns them. A cancellation is applied last: once it refunds the order, nothing
+    else can be changed, and requests still pending become superseded."""
     reason = check_reason(reason)
     detail = await order_detail(session, order)
-    pending = detail.pending_requests
+    pending = [r for r in detail.pending_requests if kinds is None or RequestKind(r.kind) in kinds]
     if not pending:
         raise NoPendingRequest(order.code)
+    pending.sort(key=lambda r: r.kind == RequestKind.CANCEL.value)
     for request in pending:
         if approve:
             await _apply_request(session, order, request, actor, reason, now)
         else:
             _event(session, order, actor, f"{request.kind}_rejected", now, reason=reason)
-        request.status = (RequestStatus.APPROVED if approve else RequestStatus.REJECTED).value
-        request.decided_by = actor.user_id
-        request.decided_at = now
-        request.decision_reason = reason
+        _settle(request, RequestStatus.APPROVED if approve else RequestStatus.REJECTED, actor, reason, now)
     await session.flush()
     return pending
+
+
+def _settle(request: OrderRequest, status: RequestStatus, actor: Actor, reason: str, now: datetime) -> None:
+    request.status = status.value
+    request.decided_by = actor.user_id
+    request.decided_at = now
+    request.decision_reason = reason
+
+
+async def _supersede_pending(session: AsyncSession, order: ShopOrder, actor: Actor, now: datetime) -> None:
+    """The order closed (refunded): whatever the customer still asked for is moot. A
+    cancellation request counts as granted (the money went back)."""
+    rows = await session.execute(
+        select(OrderRequest).where(OrderRequest.order_id == order.id, OrderRequest.status == RequestStatus.PENDING.value)
+    )
+    for request in rows.scalars():
+        granted = request.kind == RequestKind.CANCEL.value
+        _settle(request, RequestStatus.APPROVED if granted else RequestStatus.SUPERSEDED, actor, "订单已全额退款", now)
 
 
 async def _apply_request(session: AsyncSession, order: ShopOrder, request: OrderRequest, actor: Actor, reason: str, now: datetime) -> None:
@@ -531,6 +558,7 @@ async def refund(
             for line in await order_lines(session, order.id or 0):
                 await session.execute(update(Variant).where(_VARIANT.id == line.variant_id).values(sold=_VARIANT.sold - line.quantity))
         _move(session, order, S.REFUNDED, actor, action, now, detail=f"退款 {amount} 分", reason=reason)
+        await _supersede_pending(session, order, actor, now)
     else:
         _event(session, order, actor, "partial_refund", now, detail=f"部分退款 {amount} 分", reason=reason)
     await session.flush()

@@ -49,6 +49,7 @@ class Target:
 async def enqueue(session: AsyncSession, target: Target, segments: list[Segment], dedupe_key: str, now: datetime) -> bool:
     """Adds a message unless one with the same key exists (jobs re-run after a crash must
     not notify twice). Returns whether it was added."""
+    dedupe_key = dedupe_key[:120]  # the column's width; checked and stored the same way
     exists = (await session.execute(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key))).first()
     if exists is not None:
         return False
@@ -57,7 +58,7 @@ async def enqueue(session: AsyncSession, target: Target, segments: list[Segment]
             target_type=target.kind,
             target_id=target.id,
             segments=json.dumps(segments, ensure_ascii=False),
-            dedupe_key=dedupe_key[:120],
+            dedupe_key=dedupe_key,
             next_attempt_at=now,
             created_at=now,
         )
@@ -145,7 +146,9 @@ class Pacer:
             self._sent.popleft()
         wait = max(0.0, self._next_at - now)
         if len(self._sent) >= self.per_minute:
-            wait = max(wait, self._sent[0] + 60.0 - now)
+            # The send `per_minute` places back must be a full minute old (robust to
+            # float error leaving an extra old entry in the window).
+            wait = max(wait, self._sent[-self.per_minute] + 60.0 - now)
         return wait
 
     def record(self, now: float) -> None:

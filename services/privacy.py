@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 
 _PROVINCE_LEVEL = ("北京", "上海", "天津", "重庆")
-_CITY = re.compile(r"^(.{1,12}?(?:省|自治区|特别行政区))?(.{1,12}?(?:市|自治州|地区|盟))")
+# A province is at most a few characters; a city name never contains 区/县/路/街/号 or a
+# digit, so "西湖区文三路华联超市" is not mistaken for a city.
+_CITY = re.compile(
+    r"^([^市区县路街道号\d]{2,7}?(?:省|自治区|特别行政区))?([^省区县路街道号镇乡村\d]{1,10}?(?:市|自治州|地区|盟))"
+)
 
 
 def mask_phone(phone: str) -> str:

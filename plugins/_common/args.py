@@ -14,14 +14,16 @@ from collections.abc import Mapping
 from typing import TypeVar
 
 from services.catalog import StockChange, VariantRef
+from services.codes import looks_like_code
 from services.errors import InvalidValue
-from services.limits import MAX_PAGE, MAX_QQ, MAX_STOCK, check_stock
+from services.limits import MAX_PAGE, MAX_QQ, MAX_QUANTITY, MAX_STOCK, check_stock
 from services.money import parse_yuan
 
 T = TypeVar("T")
 
 _VARIANT_REF = re.compile(r"^(\d{1,9})(?:-(\d{1,3}))?$")
 _INT = re.compile(r"^\d{1,12}$")
+_MONEY_CHARS = re.compile(r"^[¥￥]?[0-9.]+元?$")
 _ID = re.compile(r"^\d{1,9}$")  # ids are 32-bit columns (PostgreSQL rejects larger values)
 
 
@@ -126,6 +128,52 @@ class ArgReader:
         if not _INT.match(word) or not 10_000 <= int(word) < MAX_QQ:
             raise UsageError(f"QQ号应是 5 到 12 位数字，而不是“{word}”。")
         return int(word)
+
+    def quantity(self, *, allow_zero: bool = False) -> int:
+        word = normalise_word(self.word("数量")).removesuffix("个").removesuffix("件")
+        low = 0 if allow_zero else 1
+        if not _INT.match(word) or not low <= int(word) <= MAX_QUANTITY:
+            raise UsageError(f"数量应是 {low} 到 {MAX_QUANTITY} 的整数，而不是“{word}”。")
+        return int(word)
+
+    def optional_quantity(self) -> int | None:
+        """A quantity if the next word looks like one (`3`, `3个`, `-1`); otherwise None
+        and the word is left for the free text that follows (e.g. a remark)."""
+        word = self.peek()
+        if word is None or normalise_word(word)[:1] not in set("0123456789+-"):
+            return None
+        return self.quantity()
+
+    def order_code(self, what: str = "订单号") -> str:
+        word = normalise_word(self.word(what)).upper()
+        if not looks_like_code(word):
+            raise UsageError(f"{what}是 10 位字母和数字（下单回复里的“{what}：…”），而不是“{word}”。")
+        return word
+
+    def number(self, what: str, limit: int = 99) -> int:
+        word = normalise_word(self.word(what))
+        if not _INT.match(word) or not 1 <= int(word) <= limit:
+            raise UsageError(f"{what}应是 1 到 {limit} 的数字，而不是“{word}”。")
+        return int(word)
+
+    def amount(self) -> int:
+        word = normalise_word(self.word("金额"))
+        try:
+            return parse_yuan(word)
+        except InvalidValue as error:
+            if error.reason == "format":
+                raise UsageError(f"金额应是以元为单位的数字，最多两位小数（如 10 或 9.9），而不是“{word}”。") from None
+            raise UsageError("金额至少 0.01 元。" if error.reason == "too_small" else "金额太大了，请检查。") from None
+
+    def optional_amount(self) -> int | None:
+        """An amount if the next word is made of money characters (`10`, `9.9`, `¥10`,
+        and also typos like `1.234` or `0`, which are refused rather than read as a
+        reason: a mistyped partial refund must never become a full one). Otherwise
+        None, and the word stays for the free text (`1件没发` is a reason)."""
+        word = self.peek()
+        if word is None or not _MONEY_CHARS.match(normalise_word(word)):
+            return None
+        return self.amount()
 
     def choice(self, what: str, options: Mapping[str, T]) -> T:
         word = normalise_word(self.word(what))

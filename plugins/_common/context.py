@@ -51,5 +51,5 @@ def display_prefix(prefixes: tuple[str, ...]) -> str:
 
 
 def usage_line(command: Command, prefixes: tuple[str, ...]) -> str:
-    prefix = display_prefix(prefixes)
+    prefix = "" if command.is_dialogue else display_prefix(prefixes)
     return f"用法：{prefix}{command.usage}，例如 {prefix}{command.example}"

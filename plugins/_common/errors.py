@@ -17,6 +17,14 @@ _FIELD_NAMES = {
     limits.FIELD_SEARCH: "搜索关键词",
     limits.FIELD_PAGE: "页码",
     limits.FIELD_QQ: "QQ号",
+    limits.FIELD_QUANTITY: "数量",
+    limits.FIELD_RECEIVER: "收货人姓名",
+    limits.FIELD_PHONE: "手机号",
+    limits.FIELD_ADDRESS: "详细地址",
+    limits.FIELD_REMARK: "备注",
+    limits.FIELD_REASON: "原因",
+    limits.FIELD_AMOUNT: "金额",
+    limits.FIELD_PAYMENT_TEXT: "收款说明",
 }
 
 
@@ -34,6 +42,12 @@ def _invalid_value(error: e.InvalidValue) -> str:
         return "分类名不能全是数字（/商品 后面的数字会被当成页码），例如写成“2024新品”。"
     if error.field == limits.FIELD_VARIANT_NAME and error.reason == "duplicate":
         return f"这个商品已有叫“{error.limit}”的规格，请换个名字。"
+    if error.field == limits.FIELD_PHONE:
+        return "手机号格式不对，应是 11 位手机号（如 13800001111）或带区号的座机（如 0571-88888888）。"
+    if error.field == limits.FIELD_ADDRESS and error.reason == "too_short":
+        return "详细地址太短了，请写到门牌号，如 浙江省杭州市西湖区文三路 1 号。"
+    if error.field == limits.FIELD_AMOUNT and error.reason == "mismatch":
+        return f"金额应与订单应付 {format_fen(int(error.limit or 0))} 一致。"
     if error.reason == "empty":
         return f"{name}不能为空。"
     if error.reason == "too_long":
@@ -43,6 +57,33 @@ def _invalid_value(error: e.InvalidValue) -> str:
     if error.reason == "too_large":
         return f"{name}不能超过 {error.limit}。"
     return f"{name}格式不对。"
+
+
+_REQUEST_NAMES = {"address": "修改地址", "remark": "修改备注", "cancel": "取消订单"}
+_STATUS_HINTS = {
+    "pending_payment": "订单还没付款",
+    "paid": "订单已付款",
+    "shipped": "订单已发货",
+    "delivered": "订单已签收",
+    "completed": "订单已完成",
+    "cancelled": "订单已取消",
+    "refunded": "订单已退款关闭",
+}
+
+
+def _invalid_transition(status: str, action: str) -> str:
+    state = _STATUS_HINTS.get(status, "订单当前状态")
+    if status in {"shipped", "delivered", "completed"} and action in {"address", "remark", "quantity", "cancel"}:
+        return f"{state}，不能再修改或取消。如有问题请发 /售后 <订单号> <退款|退货|换货|投诉> <原因>。"
+    if action == "quantity":
+        return f"{state}，只有待付款的订单能改数量。"
+    if action == "refund":
+        return f"{state}，不能退款。"
+    if action == "pay":
+        return f"{state}，不能收款。"
+    if action.startswith("approve_"):
+        return f"{state}，这个申请已不能同意，请拒绝后走售后。"
+    return f"{state}，不能这样操作。"
 
 
 def render_error(error: e.ShopError) -> str:
@@ -77,6 +118,46 @@ def render_error(error: e.ShopError) -> str:
             return "附件不是图片，请发送 JPG/PNG/GIF 图片。"
         case e.MediaUnavailable():
             return "图片下载失败，请稍后重新发送一次。"
+        case e.AddressNotFound(number=number, count=count):
+            if count == 0:
+                return "你还没有收货地址。私聊我发送：/地址 添加 <姓名> <手机号> <详细地址>"
+            return f"没有第 {number} 个地址（共 {count} 个）。发 /地址 查看序号。"
+        case e.TooManyAddresses(limit=limit):
+            return f"最多保存 {limit} 个地址，请先 /地址 删除 <序号>。"
+        case e.CartFull(limit=limit):
+            return f"购物车最多 {limit} 种商品，请先 /结算 或 /移出 一些。"
+        case e.CartEmpty():
+            return "购物车里没有可以结算的商品。发 /商品 逛逛，/加购 <规格编号> 加入购物车。"
+        case e.NotInCart(ref=ref):
+            return f"购物车里没有 {ref}。发 /购物车 查看。"
+        case e.ItemUnavailable(name=name):
+            return f"“{name}”已下架，不能购买。"
+        case e.OutOfStock(name=name, requested=requested, available=available):
+            if available <= 0:
+                return f"库存不足：“{name}”已售罄。"
+            return f"库存不足：“{name}”只剩 {available} 件，不够 {requested} 件。可以少买一点。"
+        case e.OrderNotFound(code=code):
+            return f"没有找到订单 {code}。发 /订单 查看你的订单。"
+        case e.InvalidTransition(status=status, action=action):
+            return _invalid_transition(status, action)
+        case e.LineNotInOrder(ref=ref):
+            return f"这个订单里没有 {ref}。发 /订单 <订单号> 查看订单里的规格编号。"
+        case e.LastLine(code=code):
+            return f"订单至少要保留一种商品。不想要了请发 /取消 {code}。"
+        case e.RequestPending(kind=kind):
+            return f"已有一个{_REQUEST_NAMES.get(kind, '')}申请在等店家审核，请耐心等待。"
+        case e.NoPendingRequest(code=code):
+            return f"订单 {code} 没有待审核的申请。"
+        case e.RefundTooLarge(requested=requested, refundable=refundable):
+            return f"退款金额 {format_fen(requested)} 超过可退金额 {format_fen(refundable)}。"
+        case e.AlreadyPaid(code=code):
+            return f"订单号：{code} 已经收过款了，无需重复操作。"
+        case e.NoAddress():
+            return "你还没有收货地址。为保护隐私，请先私聊我添加：/地址 添加 <姓名> <手机号> <详细地址>"
+        case e.PriceChanged(shown_fen=shown, current_fen=current):
+            return f"商品价格刚刚有变动（{format_fen(shown)} → {format_fen(current)}），订单没有提交。请重新 /下单 或 /结算 确认新价格。"
+        case e.DraftExpired():
+            return "订单确认已超时或已提交，请重新发 /下单 或 /结算。"
     return "操作没有成功，请检查后重试。"
 
 

@@ -36,6 +36,8 @@ class Command:
     # False for the one command that must work where the shop is not enabled yet.
     group_gate: bool = True
     details: tuple[str, ...] = field(default=())
+    # A reply inside a dialogue (typed without a prefix), not a command word.
+    is_dialogue: bool = False
 
     @property
     def words(self) -> tuple[str, ...]:
@@ -46,6 +48,13 @@ class Registry:
     def __init__(self) -> None:
         self._by_word: dict[str, Command] = {}
         self.commands: list[Command] = []
+        # Replies inside a pending dialogue (确认 / 取消 / an address line), by name.
+        self.dialogues: dict[str, Command] = {}
+
+    def add_dialogue(self, name: str, command: Command) -> None:
+        if name in self.dialogues:
+            raise ValueError(f"dialogue {name!r} registered twice")
+        self.dialogues[name] = command
 
     def add(self, command: Command) -> None:
         for word in command.words:
@@ -98,6 +107,29 @@ def command(
                 group_gate=group_gate,
                 details=details,
             )
+        )
+        return handler
+
+    return decorate
+
+
+def dialogue(name: str, *, area: str, usage: str, example: str) -> Callable[[Handler], Handler]:
+    """Registers the handler of a reply inside a pending dialogue (not a command word)."""
+
+    def decorate(handler: Handler) -> Handler:
+        registry.add_dialogue(
+            name,
+            Command(
+                name=name,
+                aliases=(),
+                handler=handler,
+                role=Role.CUSTOMER,
+                usage=usage,
+                example=example,
+                summary="",
+                area=area,
+                is_dialogue=True,
+            ),
         )
         return handler
 

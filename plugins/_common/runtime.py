@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+
+from sqlalchemy import select
 
 from config import ShopSettings
 from models.db import Database, set_database
@@ -94,6 +98,36 @@ class FloodGuard:
         return "drop"
 
 
+@dataclass(frozen=True)
+class PendingDraft:
+    expires_at: datetime
+    awaiting_address: bool
+
+
+class DraftIndex:
+    """Which (chat, user) has an order summary waiting, in memory, so the router can
+    route a bare 确认 without a database query on every message. The rows themselves are
+    the truth (services/checkout.py); this is rebuilt from them at start-up."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, int], PendingDraft] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def get(self, chat_key: str, user_id: int) -> PendingDraft | None:
+        return self._pending.get((chat_key, user_id))
+
+    def put(self, chat_key: str, user_id: int, expires_at: datetime, awaiting_address: bool) -> None:
+        self._pending[(chat_key, user_id)] = PendingDraft(expires_at, awaiting_address)
+
+    def drop(self, chat_key: str, user_id: int) -> None:
+        self._pending.pop((chat_key, user_id), None)
+
+    def replace_all(self, entries: dict[tuple[str, int], PendingDraft]) -> None:
+        self._pending = dict(entries)
+
+
 @dataclass
 class ShopRuntime:
     settings: ShopSettings
@@ -103,6 +137,9 @@ class ShopRuntime:
     shop_id: int = DEFAULT_SHOP_ID
     recent: RecentMessages = field(default_factory=RecentMessages)
     flood: FloodGuard = field(default_factory=lambda: FloodGuard(8, 10))
+    drafts: DraftIndex = field(default_factory=DraftIndex)
+    # Set when a command queued a notice, so the outbox dispatcher sends it promptly.
+    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def data_dir(self) -> Path:
@@ -110,6 +147,13 @@ class ShopRuntime:
 
 
 _runtime: ShopRuntime | None = None
+# Run before the database closes (clock jobs, the outbox dispatcher): NoneBot does not
+# order shutdown hooks across plugins, so the runtime sequences its own.
+_before_close: list[Callable[[], Awaitable[None]]] = []
+
+
+def before_close(stop: Callable[[], Awaitable[None]]) -> None:
+    _before_close.append(stop)
 
 
 def command_prefixes(command_start: set[str]) -> tuple[str, ...]:
@@ -132,6 +176,8 @@ async def start_runtime(
         if settings.shop_demo:
             await seed_demo_catalog(session, DEFAULT_SHOP_ID)
     set_database(database)
+    drafts = DraftIndex()
+    await reload_drafts(database, drafts)
     await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True, exist_ok=True)
     _runtime = ShopRuntime(
         settings=settings,
@@ -139,12 +185,25 @@ async def start_runtime(
         access=AccessControl(database, DEFAULT_SHOP_ID, frozenset(owners)),
         prefixes=command_prefixes(command_start),
         flood=FloodGuard(settings.flood_max_commands, settings.flood_window_seconds),
+        drafts=drafts,
     )
     return _runtime
 
 
+async def reload_drafts(database: Database, drafts: DraftIndex) -> None:
+    from models.tables import CheckoutDraft
+
+    async with database.read() as session:
+        rows = await session.execute(
+            select(CheckoutDraft.chat_key, CheckoutDraft.user_id, CheckoutDraft.expires_at, CheckoutDraft.awaiting_address)
+        )
+        drafts.replace_all({(key, user): PendingDraft(expires, awaiting) for key, user, expires, awaiting in rows})
+
+
 async def stop_runtime() -> None:
     global _runtime
+    for stop in _before_close:
+        await stop()
     if _runtime is not None:
         await _runtime.database.dispose()
     _runtime = None

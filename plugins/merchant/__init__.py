@@ -11,6 +11,7 @@ from services.limits import FIELD_DESCRIPTION, MAX_DESCRIPTION, check_text
 from services.media import download_image
 from services.staff import Role
 
+from . import orders as _orders  # noqa: F401  (registers the order commands)
 from . import render
 
 __plugin_meta__ = PluginMetadata(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from models.tables import Item, Staff, Variant
+from zoneinfo import ZoneInfo
+
+from models.tables import Item, OrderLine, OrderRequest, OrderStatus, ShopOrder, Staff, Variant
+from plugins._common.views import local_time
 from services.catalog import StockChange, VariantRef
+from services.limits import ORDER_PAGE_SIZE
 from services.money import format_fen
+from services.order_rules import status_name
 
 _STOCK_VERBS = {"add": "增加", "sub": "减少", "set": "设为"}
 
@@ -97,3 +102,51 @@ def group_disabled(changed: bool) -> str:
     if not changed:
         return "本群本来就没有启用店铺。"
     return "已在本群停用店铺，之后本群的命令不再回应（/启用本群 可重新开启）。"
+
+
+# --- orders -------------------------------------------------------------------------
+
+_REQUESTS = {"address": "修改地址", "remark": "修改备注", "cancel": "取消订单"}
+
+
+def order_list(
+    rows: list[tuple[ShopOrder, list[OrderLine]]], total: int, page: int, zone: ZoneInfo, status: OrderStatus | None
+) -> str:
+    title = f"订单（{status_name(status)}）" if status else "全部订单"
+    if not rows:
+        return f"{title}：没有订单。" if page == 1 else f"{title}：第 {page} 页没有订单。"
+    pages = max(1, -(-total // ORDER_PAGE_SIZE))
+    lines = [f"{title}（第 {page}/{pages} 页，共 {total} 个）："]
+    for order, order_lines in rows:
+        count = sum(line.quantity for line in order_lines)
+        lines.append(
+            f"订单号：{order.code} {status_name(order.status)} {format_fen(order.total_fen)} {count}件 "
+            f"顾客 {order.user_id} {local_time(order.created_at, zone)}"
+        )
+    lines.append("发 /订单 <订单号> 查看详情")
+    return "\n".join(lines)
+
+
+def payment_recorded(order: ShopOrder, recorded: bool) -> str:
+    if not recorded:
+        return f"订单号：{order.code} 已经记录过收款，没有重复记录。"
+    return f"已确认收款：订单号：{order.code}，{format_fen(order.paid_fen)}。已通知顾客，请尽快发货。"
+
+
+def requests_decided(order: ShopOrder, requests: list[OrderRequest], approved: bool) -> str:
+    names = "、".join(_REQUESTS[r.kind] for r in requests)
+    verdict = "已同意" if approved else "已拒绝"
+    text = f"订单号：{order.code} {verdict}：{names}。已通知顾客。"
+    if approved and any(r.kind == "cancel" for r in requests):
+        text += f"已全额退款 {format_fen(order.refunded_fen)}，库存已退回。"
+    return text
+
+
+def refund_done(order: ShopOrder, amount: int, fully: bool) -> str:
+    text = f"订单号：{order.code} 已退款 {format_fen(amount)}（累计 {format_fen(order.refunded_fen)}）。"
+    return text + ("订单已关闭为已退款。" if fully else f"还可退 {format_fen(order.paid_fen - order.refunded_fen)}。")
+
+
+def payinfo_set(text: str, has_qr: bool) -> str:
+    qr = "，收款码已保存" if has_qr else "，未设置收款码（发送时附一张图片即可）"
+    return f"付款说明已更新{qr}。顾客发 /付款 <订单号> 时会看到：\n{text}"

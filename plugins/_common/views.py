@@ -1,0 +1,20 @@
+"""Views shared by area plugins: how an address or a time is shown, and where.
+Group chats get the masked view: phone 138****0000, address down to the city."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from services.privacy import city_of, mask_name, mask_phone
+
+
+def address_text(name: str, phone: str, detail: str, *, in_group: bool) -> str:
+    if in_group:
+        return f"{mask_name(name)} {mask_phone(phone)} {city_of(detail)}"
+    return f"{name} {phone} {detail}"
+
+
+def local_time(moment: datetime, zone: ZoneInfo, *, with_date: bool = True) -> str:
+    local = moment.astimezone(zone)
+    return local.strftime("%m-%d %H:%M" if with_date else "%H:%M")

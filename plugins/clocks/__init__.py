@@ -1,0 +1,179 @@
+"""The shop's clocks and the outbox dispatcher.
+
+Clock jobs (APScheduler through nonebot-plugin-apscheduler) wake every
+CLOCK_TICK_SECONDS and derive their work from the database, so a restart or a long
+downtime only delays them. The outbox dispatcher is a background task: it sends due
+rows through a connected bot, paced (SEND_INTERVAL_SECONDS with jitter, at most
+SEND_PER_MINUTE), and wakes early when a command has just queued a notice."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import nonebot
+from nonebot import get_driver, logger, require
+from nonebot.adapters.onebot.v11 import Bot
+from nonebot.plugin import PluginMetadata
+
+from config import load_settings
+from models.types import utcnow
+from plugins._common.runtime import ShopRuntime, before_close, current_runtime, reload_drafts
+from services import checkout, outbox
+from services.clock import OrderClockSettings, run_order_clocks
+from services.media import load_image
+
+require("nonebot_plugin_apscheduler")
+from nonebot_plugin_apscheduler import scheduler  # noqa: E402
+
+__plugin_meta__ = PluginMetadata(
+    name="店铺时钟与发件箱",
+    description="超时取消、付款提醒、自动同意退款；主动消息按节奏发送，断线重启不丢",
+    usage="无命令，自动运行",
+)
+
+driver = get_driver()
+_dispatcher_task: asyncio.Task[None] | None = None
+_tick_running = asyncio.Lock()
+
+
+async def tick() -> None:
+    """One run of every clock job; safe to run twice at the same moment."""
+    async with _tick_running:
+        await _tick()
+
+
+async def _tick() -> None:
+    runtime = current_runtime()
+    if runtime is None:
+        return
+    settings = runtime.settings
+    now = utcnow()
+    report = await run_order_clocks(
+        runtime.database, OrderClockSettings(settings.unpaid_timeout, settings.refund_auto_approve), now
+    )
+    async with runtime.database.write() as session:
+        purged = await checkout.purge_expired(session, now)
+    if purged:
+        await reload_drafts(runtime.database, runtime.drafts)
+    if report.expired or report.reminded or report.auto_approved:
+        logger.info(f"clocks: expired {report.expired}, reminded {report.reminded}, auto-approved {report.auto_approved}")
+        runtime.outbox_wakeup.set()
+
+
+def _connected_bot() -> Bot | None:
+    for bot in nonebot.get_bots().values():
+        if isinstance(bot, Bot):
+            return bot
+    return None
+
+
+def _materialise(segments: list[dict[str, Any]], runtime: ShopRuntime) -> list[dict[str, Any]]:
+    """Stored images travel as base64 (works when the OneBot implementation runs on
+    another machine than the bot)."""
+    out = []
+    for segment in segments:
+        path = segment.get("data", {}).get("data_path") if segment.get("type") == "image" else None
+        if path is None:
+            out.append(segment)
+            continue
+        data = load_image(path, runtime.data_dir)
+        if data is not None:
+            out.append({"type": "image", "data": {"file": "base64://" + base64.b64encode(data).decode()}})
+    return out
+
+
+async def dispatch_once(runtime: ShopRuntime, pacer: outbox.Pacer, bot: Bot | None, *, batch: int = 20) -> int:
+    """Sends what is due now (paced); returns how many were sent."""
+    sent = 0
+    async with runtime.database.write() as session:
+        claimed = await outbox.claim_due(session, utcnow(), batch)
+    for index, message in enumerate(claimed):
+        if bot is None:
+            async with runtime.database.write() as session:
+                for unsent in claimed[index:]:
+                    await outbox.release_unsent(session, unsent, utcnow())
+            return sent
+        wait = pacer.wait_time(time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
+        params: dict[str, Any] = {"message": _materialise(outbox.decode(message), runtime)}
+        if message.target_type == "group":
+            params.update(message_type="group", group_id=message.target_id)
+        else:
+            params.update(message_type="private", user_id=message.target_id)
+        try:
+            await bot.call_api("send_msg", **params)
+        except Exception as error:  # the adapter raises many kinds; every one means "retry"
+            pacer.record(time.monotonic())
+            async with runtime.database.write() as session:
+                gave_up = await outbox.mark_failed(session, message, repr(error), utcnow())
+            if gave_up:
+                logger.error(f"outbox {message.id} to {message.target_type} {message.target_id} given up: {error!r}")
+            continue
+        pacer.record(time.monotonic())
+        async with runtime.database.write() as session:
+            await outbox.mark_sent(session, message.id or 0, utcnow())
+        sent += 1
+    return sent
+
+
+async def _dispatcher_loop() -> None:
+    pacer: outbox.Pacer | None = None
+    while True:
+        runtime = current_runtime()
+        if runtime is None:
+            await asyncio.sleep(1)
+            continue
+        if pacer is None:
+            pacer = outbox.Pacer(runtime.settings.send_interval_seconds, runtime.settings.send_per_minute)
+        try:
+            sent = await dispatch_once(runtime, pacer, _connected_bot())
+        except Exception:
+            logger.exception("outbox dispatcher failed; retrying")
+            sent = 0
+        if sent:
+            continue  # more may be due right away
+        runtime.outbox_wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runtime.outbox_wakeup.wait(), timeout=min(runtime.settings.clock_tick_seconds, 5.0))
+
+
+@driver.on_startup
+async def _start_clocks() -> None:
+    global _dispatcher_task
+    # A first run right after start-up catches up on whatever fell due while the bot was down.
+    scheduler.add_job(
+        tick,
+        "interval",
+        seconds=load_settings().clock_tick_seconds,
+        id="shop_clocks",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC) + timedelta(seconds=1),
+    )
+    _dispatcher_task = asyncio.create_task(_dispatcher_loop())
+
+
+async def _stop_clocks() -> None:
+    """Before the database closes: no new ticks, let a running one finish, stop sending."""
+    global _dispatcher_task
+    with contextlib.suppress(Exception):
+        scheduler.remove_job("shop_clocks")
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(15):
+            async with _tick_running:
+                pass
+    if _dispatcher_task is not None:
+        _dispatcher_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await _dispatcher_task
+        _dispatcher_task = None
+
+
+before_close(_stop_clocks)

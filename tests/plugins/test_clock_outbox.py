@@ -1,0 +1,463 @@
+"""The clocks plugin: tick() (unpaid expiry, payment reminders, automatic approval of
+cancellation requests, expired summaries) and dispatch_once() (the paced outbox sender)
+against a fake OneBot v11 bot with nonebug's app.test_api()."""
+
+from __future__ import annotations
+
+import base64
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from nonebug import App
+
+from tests.conftest import CUSTOMER_ID, GROUP_ID, OWNER_ID
+from tests.fake import SELF_ID, Says, private
+from tests.plugins.helpers import (
+    OFFICE,
+    converse,
+    drafts_of,
+    get_order_row,
+    orders_of,
+    outbox_rows,
+    outbox_texts,
+    pay_order,
+    png_bytes,
+    rows_of,
+    save_address,
+    seed_demo,
+    seed_order,
+    set_order_fields,
+    stock_of,
+)
+
+if TYPE_CHECKING:
+    from plugins._common.runtime import ShopRuntime
+
+
+@pytest.fixture(autouse=True)
+async def _shop_ready(shop: ShopRuntime) -> None:
+    from plugins._common.runtime import FloodGuard
+
+    shop.flood = FloodGuard(10_000, 10.0)
+    await seed_demo(shop)
+
+
+def now() -> Any:
+    from models.types import utcnow
+
+    return utcnow()
+
+
+async def tick() -> None:
+    from plugins.clocks import tick as run
+
+    await run()
+
+
+async def dispatch(shop: ShopRuntime, bot: Any) -> int:
+    from plugins.clocks import dispatch_once
+    from services.outbox import Pacer
+
+    return await dispatch_once(shop, Pacer(0, 1000), bot)
+
+
+@asynccontextmanager
+async def fake_bot(app: App) -> Any:
+    """A connected OneBot v11 bot whose API calls nonebug checks (ctx.should_call_api)."""
+    from nonebot.adapters.onebot.v11 import Adapter, Bot
+
+    async with app.test_api() as ctx:
+        adapter = ctx.create_adapter(base=Adapter)
+        bot = ctx.create_bot(base=Bot, adapter=adapter, self_id=str(SELF_ID))
+        yield ctx, bot
+
+
+def private_call(user_id: int, text: str) -> dict[str, Any]:
+    return {
+        "message": [{"type": "text", "data": {"text": text}}],
+        "message_type": "private",
+        "user_id": user_id,
+    }
+
+
+async def expire(shop: ShopRuntime, code: str, minutes_ago: float = 1) -> None:
+    """Moves an unpaid order into the past so its payment time is over."""
+    moment = now() - timedelta(minutes=minutes_ago)
+    await set_order_fields(
+        shop, code, created_at=moment - shop.settings.unpaid_timeout, expires_at=moment
+    )
+
+
+async def unsent(shop: ShopRuntime) -> list[Any]:
+    return [r for r in await outbox_rows(shop) if r.sent_at is None]
+
+
+# --- tick() ----------------------------------------------------------------------------
+
+
+async def test_tick_cancels_an_expired_unpaid_order_once(shop: ShopRuntime) -> None:
+    from models.tables import OrderEvent
+
+    code = await seed_order(shop, CUSTOMER_ID, ((5, 3, 3),))
+    keep = await seed_order(shop, CUSTOMER_ID)
+    assert await stock_of(shop, 5, 3) == 0
+    await expire(shop, code)
+    await tick()
+    order = await get_order_row(shop, code)
+    assert (order.status, order.expires_at) == ("cancelled", None)
+    assert await stock_of(shop, 5, 3) == 3
+    assert (await get_order_row(shop, keep)).status == "pending_payment"
+    [event] = [e for e in await rows_of(shop, OrderEvent) if e.action == "expired"]
+    assert (event.actor, event.from_status, event.to_status) == (
+        "system",
+        "pending_payment",
+        "cancelled",
+    )
+    rows = await outbox_rows(shop)
+    assert [(r.target_type, r.target_id, r.dedupe_key) for r in rows] == [
+        ("private", CUSTOMER_ID, f"order:{code}:expired")
+    ]
+    assert outbox_texts(rows) == [
+        f"订单号：{code} 超时未付款，已自动取消，库存已释放。需要的话请重新下单。"
+    ]
+    assert shop.outbox_wakeup.is_set()
+    # A second run (or a second process) finds nothing left to do.
+    await tick()
+    assert len(await outbox_rows(shop)) == 1
+    assert await stock_of(shop, 5, 3) == 3
+
+
+async def test_tick_reminds_once_at_half_time(shop: ShopRuntime) -> None:
+    code = await seed_order(shop, CUSTOMER_ID, at=now() - timedelta(minutes=20))
+    await tick()
+    order = await get_order_row(shop, code)
+    assert order.status == "pending_payment" and order.reminded_at is not None
+    rows = await outbox_rows(shop)
+    assert [r.dedupe_key for r in rows] == [f"order:{code}:remind"]
+    assert outbox_texts(rows) == [
+        f"订单号：{code} 还未付款（¥39.90），约 10 分钟后自动取消。付款方式：/付款 {code}"
+    ]
+    await tick()
+    assert len(await outbox_rows(shop)) == 1
+
+
+async def test_tick_leaves_fresh_and_paid_orders_alone(shop: ShopRuntime) -> None:
+    fresh = await seed_order(shop, CUSTOMER_ID)
+    paid = await seed_order(shop, CUSTOMER_ID)
+    await pay_order(shop, paid)
+    await set_order_fields(shop, paid, created_at=now() - timedelta(days=3))
+    await tick()
+    assert (await get_order_row(shop, fresh)).status == "pending_payment"
+    assert (await get_order_row(shop, paid)).status == "paid"
+    assert await outbox_rows(shop) == []
+
+
+async def test_tick_auto_approves_an_old_cancellation_request(shop: ShopRuntime) -> None:
+    from sqlalchemy import update
+
+    from models.tables import OrderRequest
+    from services.orders import Actor, cancel, get_order
+
+    code = await seed_order(shop, CUSTOMER_ID, ((3, 1, 1),))
+    await pay_order(shop, code)
+    async with shop.database.write() as session:
+        order = await get_order(session, shop.shop_id, code)
+        await cancel(session, order, Actor("customer", CUSTOMER_ID), "不要了", now())
+        await session.execute(
+            update(OrderRequest).values(
+                requested_at=now() - shop.settings.refund_auto_approve - timedelta(minutes=1)
+            )
+        )
+    await tick()
+    order = await get_order_row(shop, code)
+    assert (order.status, order.refunded_fen) == ("refunded", 12800)
+    assert await stock_of(shop, 3) == 8
+    [request] = await rows_of(shop, OrderRequest)
+    assert (request.status, request.decision_reason) == ("approved", "超时未处理，系统自动同意")
+    texts = outbox_texts(await outbox_rows(shop))
+    assert (
+        f"订单号：{code} 的取消订单申请已同意。已全额退款 ¥128.00。说明：超时未处理，系统自动同意"
+        in texts
+    )
+
+
+async def test_tick_auto_approves_a_cancellation_followed_by_an_address_request(
+    shop: ShopRuntime,
+) -> None:
+    """Regression: the clock swallowed the error of the later address request inside the
+    open transaction: refund committed, no notice, the address request pending for ever."""
+    from sqlalchemy import update
+
+    from models.tables import OrderRequest
+    from services.addresses import AddressSnapshot
+    from services.orders import Actor, amend_address, cancel, get_order
+
+    await save_address(shop, CUSTOMER_ID)
+    code = await seed_order(shop, CUSTOMER_ID)
+    await pay_order(shop, code)
+    customer = Actor("customer", CUSTOMER_ID)
+    async with shop.database.write() as session:
+        order = await get_order(session, shop.shop_id, code)
+        await cancel(session, order, customer, "不要了", now())
+        await amend_address(session, order, AddressSnapshot(*OFFICE), customer, now())
+        await session.execute(
+            update(OrderRequest).values(
+                requested_at=now() - shop.settings.refund_auto_approve - timedelta(minutes=1)
+            )
+        )
+    await tick()
+    assert (await get_order_row(shop, code)).status == "refunded"
+    texts = outbox_texts(await outbox_rows(shop))
+    assert any("取消订单申请已同意" in t for t in texts), texts
+    assert all(r.status != "pending" for r in await rows_of(shop, OrderRequest))
+
+
+async def test_tick_purges_expired_summaries_and_confirm_is_then_ignored(
+    app: App, shop: ShopRuntime
+) -> None:
+    from sqlalchemy import update
+
+    from models.tables import CheckoutDraft
+
+    await save_address(shop, CUSTOMER_ID)
+    buy = private("/下单 2", CUSTOMER_ID)
+    await converse(app, (buy, Says(buy, '回复"确认"提交订单')))
+    async with shop.database.write() as session:
+        await session.execute(update(CheckoutDraft).values(expires_at=now() - timedelta(seconds=1)))
+    await tick()
+    assert await drafts_of(shop) == []
+    assert not shop.drafts
+    confirm = private("确认", CUSTOMER_ID)
+    await converse(app, (confirm, None))
+    assert await orders_of(shop) == []
+
+
+async def test_tick_without_a_running_shop_does_nothing(
+    shop: ShopRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import plugins.clocks
+
+    code = await seed_order(shop, CUSTOMER_ID)
+    await expire(shop, code)
+    monkeypatch.setattr(plugins.clocks, "current_runtime", lambda: None)
+    await tick()
+    assert (await get_order_row(shop, code)).status == "pending_payment"
+
+
+# --- dispatch_once() -----------------------------------------------------------------------
+
+
+async def test_dispatch_sends_a_private_notice_exactly_once(app: App, shop: ShopRuntime) -> None:
+    code = await seed_order(shop, CUSTOMER_ID)
+    await expire(shop, code)
+    await tick()
+    text = f"订单号：{code} 超时未付款，已自动取消，库存已释放。需要的话请重新下单。"
+    async with fake_bot(app) as (ctx, bot):
+        ctx.should_call_api("send_msg", private_call(CUSTOMER_ID, text), result={"message_id": 1})
+        assert await dispatch(shop, bot) == 1
+        [row] = await outbox_rows(shop)
+        assert row.sent_at is not None and row.attempts == 1 and row.last_error == ""
+        # Nothing is due any more: no second API call (nonebug fails on unexpected calls).
+        assert await dispatch(shop, bot) == 0
+    [row] = await outbox_rows(shop)
+    assert row.sent_at is not None and row.attempts == 1
+
+
+async def test_dispatch_sends_group_notices_with_a_mention(app: App, shop: ShopRuntime) -> None:
+    code = await seed_order(shop, CUSTOMER_ID, group_id=GROUP_ID)
+    await expire(shop, code)
+    await tick()
+    expected = {
+        "message": [
+            {"type": "at", "data": {"qq": str(CUSTOMER_ID)}},
+            {
+                "type": "text",
+                "data": {
+                    "text": f" 订单号：{code} 超时未付款，已自动取消，库存已释放。需要的话请重新下单。"
+                },
+            },
+        ],
+        "message_type": "group",
+        "group_id": GROUP_ID,
+    }
+    async with fake_bot(app) as (ctx, bot):
+        ctx.should_call_api("send_msg", expected, result={"message_id": 7})
+        assert await dispatch(shop, bot) == 1
+    assert await unsent(shop) == []
+
+
+async def test_dispatch_sends_oldest_first(app: App, shop: ShopRuntime) -> None:
+    from services import outbox
+
+    async with shop.database.write() as session:
+        for n in range(3):
+            await outbox.enqueue(
+                session,
+                outbox.Target("private", OWNER_ID),
+                [outbox.text(f"第{n}条")],
+                f"test:{n}",
+                now() - timedelta(minutes=3 - n),
+            )
+    async with fake_bot(app) as (ctx, bot):
+        for n in range(3):
+            ctx.should_call_api(
+                "send_msg", private_call(OWNER_ID, f"第{n}条"), result={"message_id": n}
+            )
+        assert await dispatch(shop, bot) == 3
+    assert await unsent(shop) == []
+
+
+async def test_no_bot_keeps_rows_without_counting_attempts(app: App, shop: ShopRuntime) -> None:
+    code = await seed_order(shop, CUSTOMER_ID)
+    await expire(shop, code)
+    await tick()
+    assert await dispatch(shop, None) == 0
+    assert await dispatch(shop, None) == 0
+    [row] = await outbox_rows(shop)
+    assert (row.sent_at, row.failed_at, row.attempts) == (None, None, 0)
+    assert row.next_attempt_at <= now()  # still due: sent as soon as a bot connects
+    async with fake_bot(app) as (ctx, bot):
+        ctx.should_call_api(
+            "send_msg", private_call(CUSTOMER_ID, outbox_texts([row])[0]), result={"message_id": 1}
+        )
+        assert await dispatch(shop, bot) == 1
+    [row] = await outbox_rows(shop)
+    assert row.sent_at is not None and row.attempts == 1
+
+
+@pytest.mark.parametrize("error", ["action-failed", "network"])
+async def test_failed_send_backs_off_and_is_retried(
+    app: App, shop: ShopRuntime, error: str
+) -> None:
+    from nonebot.adapters.onebot.v11.exception import ActionFailed, NetworkError
+
+    from services.outbox import BACKOFF_BASE_SECONDS
+
+    exception = (
+        ActionFailed(retcode=1200, msg="risk control")
+        if error == "action-failed"
+        else NetworkError("gone")
+    )
+    code = await seed_order(shop, CUSTOMER_ID)
+    await expire(shop, code)
+    await tick()
+    text = outbox_texts(await outbox_rows(shop))[0]
+    before = now()
+    async with fake_bot(app) as (ctx, bot):
+        ctx.should_call_api("send_msg", private_call(CUSTOMER_ID, text), exception=exception)
+        assert await dispatch(shop, bot) == 0
+        [row] = await outbox_rows(shop)
+        assert (row.sent_at, row.failed_at, row.attempts) == (None, None, 1)
+        assert row.last_error == repr(exception)
+        wait = (row.next_attempt_at - before).total_seconds()
+        assert BACKOFF_BASE_SECONDS - 1 <= wait <= BACKOFF_BASE_SECONDS + 5
+        # Not due yet: nothing is sent now.
+        assert await dispatch(shop, bot) == 0
+    await set_next_attempt(shop, now() - timedelta(seconds=1))
+    async with fake_bot(app) as (ctx, bot):
+        ctx.should_call_api("send_msg", private_call(CUSTOMER_ID, text), result={"message_id": 2})
+        assert await dispatch(shop, bot) == 1
+    [row] = await outbox_rows(shop)
+    assert row.sent_at is not None and row.attempts == 2 and row.last_error == ""
+
+
+async def set_next_attempt(shop: ShopRuntime, moment: Any) -> None:
+    from sqlalchemy import update
+
+    from models.tables import OutboxMessage
+
+    async with shop.database.write() as session:
+        await session.execute(update(OutboxMessage).values(next_attempt_at=moment))
+
+
+async def test_backoff_grows_and_the_row_is_given_up_at_last(app: App, shop: ShopRuntime) -> None:
+    from sqlalchemy import update
+
+    from models.tables import OutboxMessage
+    from services.outbox import MAX_ATTEMPTS, Target, enqueue, text
+
+    async with shop.database.write() as session:
+        await enqueue(session, Target("private", OWNER_ID), [text("你好")], "test:retry", now())
+    waits = []
+    async with fake_bot(app) as (ctx, bot):
+        for _ in range(3):
+            ctx.should_call_api(
+                "send_msg", private_call(OWNER_ID, "你好"), exception=RuntimeError("boom")
+            )
+            before = now()
+            assert await dispatch(shop, bot) == 0
+            [row] = await outbox_rows(shop)
+            waits.append(round((row.next_attempt_at - before).total_seconds()))
+            await set_next_attempt(shop, now() - timedelta(seconds=1))
+        assert waits == [10, 20, 40]
+        async with shop.database.write() as session:
+            await session.execute(update(OutboxMessage).values(attempts=MAX_ATTEMPTS - 1))
+        ctx.should_call_api(
+            "send_msg", private_call(OWNER_ID, "你好"), exception=RuntimeError("boom")
+        )
+        assert await dispatch(shop, bot) == 0
+        [row] = await outbox_rows(shop)
+        assert row.failed_at is not None and row.sent_at is None
+        await set_next_attempt(shop, now() - timedelta(seconds=1))
+        assert await dispatch(shop, bot) == 0  # given up: never sent again
+
+
+async def test_stored_images_travel_as_base64(app: App, shop: ShopRuntime) -> None:
+    from pathlib import Path
+
+    from services import outbox
+    from services.media import store_image
+
+    path = store_image(png_bytes(), Path(shop.settings.data_dir))
+    async with shop.database.write() as session:
+        await outbox.enqueue(
+            session,
+            outbox.Target("group", GROUP_ID),
+            [
+                outbox.text("新品上架"),
+                outbox.image_file(path),
+                outbox.image_file("media/missing.png"),
+            ],
+            "test:image",
+            now(),
+        )
+    expected = {
+        "message": [
+            {"type": "text", "data": {"text": "新品上架"}},
+            {
+                "type": "image",
+                "data": {"file": "base64://" + base64.b64encode(png_bytes()).decode()},
+            },
+        ],
+        "message_type": "group",
+        "group_id": GROUP_ID,
+    }
+    async with fake_bot(app) as (ctx, bot):
+        ctx.should_call_api("send_msg", expected, result={"message_id": 3})
+        assert await dispatch(shop, bot) == 1
+
+
+async def test_no_false_shipped_notice_for_a_refunded_order(shop: ShopRuntime) -> None:
+    """Regression: 48 h after a full refund the customer was told the cancellation was
+    refused because the order had shipped."""
+    from sqlalchemy import update
+
+    from models.tables import OrderRequest
+    from services.orders import Actor, cancel, get_order, refund
+
+    code = await seed_order(shop, CUSTOMER_ID)
+    await pay_order(shop, code)
+    async with shop.database.write() as session:
+        order = await get_order(session, shop.shop_id, code)
+        await cancel(session, order, Actor("customer", CUSTOMER_ID), "不要了", now())
+        await refund(session, order, None, "", Actor("owner", OWNER_ID), now())
+        await session.execute(
+            update(OrderRequest).values(
+                requested_at=now() - shop.settings.refund_auto_approve - timedelta(minutes=1)
+            )
+        )
+    await tick()
+    texts = outbox_texts(await outbox_rows(shop))
+    assert not any("已发货" in t or "未通过" in t for t in texts), texts

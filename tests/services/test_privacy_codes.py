@@ -1,0 +1,119 @@
+"""services.privacy (what groups may see) and services.codes (order and ticket numbers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from services import codes
+from services.codes import ALPHABET, CODE_LENGTH, looks_like_code, new_code, normalise_code
+from services.privacy import city_of, mask_name, mask_phone
+
+# --- phones ------------------------------------------------------------------------------
+
+
+def test_mask_phone_keeps_three_and_four() -> None:
+    assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone(" 13812345678 ") == "138****5678"
+
+
+def test_mask_phone_hides_the_middle_of_a_landline() -> None:
+    masked = mask_phone("0571-88886666")
+    assert masked == "057****6666"
+    assert "8888" not in masked
+
+
+@pytest.mark.parametrize("short", ["", "123", "123456"])
+def test_mask_phone_masks_short_values_whole(short: str) -> None:
+    assert mask_phone(short) == "****"
+
+
+def test_mask_name() -> None:
+    assert mask_name("张三") == "张*"
+    assert mask_name("欧阳娜娜") == "欧***"
+    assert mask_name("李") == "李*"
+    assert mask_name("") == ""
+
+
+# --- cities ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "city"),
+    [
+        ("浙江省杭州市西湖区文三路 100 号 3 单元 502", "浙江省杭州市"),
+        ("北京市朝阳区建国路 88 号 SOHO 现代城", "北京市"),
+        ("北京朝阳区建国路 88 号", "北京市"),
+        ("上海市浦东新区世纪大道 100 号", "上海市"),
+        ("天津市和平区南京路 1 号", "天津市"),
+        ("重庆市渝中区解放碑 8 号", "重庆市"),
+        ("广西壮族自治区南宁市青秀区民族大道 1 号", "广西壮族自治区南宁市"),
+        ("新疆维吾尔自治区乌鲁木齐市天山区 1 号", "新疆维吾尔自治区乌鲁木齐市"),
+        ("湖北省恩施土家族苗族自治州恩施市舞阳大街 1 号", "湖北省恩施土家族苗族自治州"),
+        ("江苏省苏州市昆山市前进路 9 号", "江苏省苏州市"),
+        ("杭州市西湖区文三路 100 号", "杭州市"),
+        ("  浙江省杭州市西湖区  ", "浙江省杭州市"),
+    ],
+)
+def test_city_of_cuts_down_to_the_city(address: str, city: str) -> None:
+    assert city_of(address) == city
+
+
+def test_city_of_never_returns_the_street_when_no_city_is_named() -> None:
+    result = city_of("西湖区文三路 100 号 3 单元")
+    assert "文三路" not in result
+    assert "100" not in result
+    assert city_of("") == ""
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "杭州西湖区文三路华联超市3楼",
+        "上城区解放路菜市场对面 5 号",
+        "浙江省杭州西湖区文三路华联超市旁",
+    ],
+)
+def test_city_of_does_not_leak_street_when_a_street_word_contains_shi(address: str) -> None:
+    result = city_of(address)
+    assert "路" not in result, result
+
+
+# --- codes -------------------------------------------------------------------------------
+
+
+def test_alphabet_avoids_look_alike_characters() -> None:
+    for ch in "01OIL":
+        assert ch not in ALPHABET
+    assert len(set(ALPHABET)) == len(ALPHABET)
+    assert ALPHABET == ALPHABET.upper()
+
+
+def test_new_code_length_and_alphabet() -> None:
+    seen = set()
+    for _ in range(500):
+        code = new_code()
+        assert len(code) == CODE_LENGTH == 10
+        assert set(code) <= set(ALPHABET)
+        assert looks_like_code(code)
+        seen.add(code)
+    assert len(seen) == 500  # 31^10 possibilities: a repeat here means a broken generator
+
+
+def test_new_code_uses_the_whole_alphabet() -> None:
+    used = set("".join(new_code() for _ in range(300)))
+    assert used == set(ALPHABET)
+
+
+def test_normalise_code_upper_cases_and_strips() -> None:
+    assert normalise_code("  abcd23efgh ") == "ABCD23EFGH"
+    assert normalise_code("ABCD23EFGH") == "ABCD23EFGH"
+
+
+def test_looks_like_code() -> None:
+    code = codes.new_code()
+    assert looks_like_code(code.lower())
+    assert looks_like_code(f" {code} ")
+    assert not looks_like_code(code[:-1])
+    assert not looks_like_code(code + "2")
+    assert not looks_like_code("0" + code[1:])  # 0 is not in the alphabet
+    assert not looks_like_code("12")
