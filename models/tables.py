@@ -292,3 +292,40 @@ class OutboxMessage(SQLModel, table=True):
     failed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str = Field(default="", max_length=300)
     created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+# --- shipping ---------------------------------------------------------------------------
+
+
+class Shipment(SQLModel, table=True):
+    """The parcel of an order: carrier, number, and when it is next due for a poll."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="shop_order.id", unique=True)
+    carrier_code: str = Field(max_length=30)
+    carrier_name: str = Field(max_length=20)
+    number: str = Field(max_length=40)
+    state: str = Field(default="", max_length=20)
+    shipped_at: datetime = Field(sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Polling: only shipments in transit are due; each at most every TRACKING_POLL_MINUTES.
+    in_transit: bool = Field(default=True, index=True)
+    next_poll_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    poll_failures: int = 0
+    last_error: str = Field(default="", max_length=300)
+
+
+class TrackingEventRow(SQLModel, table=True):
+    """One tracking event of a shipment, stored once (unique per shipment and key)."""
+
+    __tablename__ = "tracking_event"
+    __table_args__ = (UniqueConstraint("shipment_id", "key", name="uq_tracking_event_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: int = Field(foreign_key="shipment.id", index=True)
+    key: str = Field(max_length=120)
+    at: datetime = Field(sa_type=UTCDateTime)
+    text: str = Field(max_length=300)
+    state: str = Field(default="", max_length=20)
+    source: str = Field(max_length=20)  # manual | kuaidi100
+    recorded_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)

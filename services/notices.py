@@ -75,3 +75,23 @@ def request_for_staff(order: ShopOrder, kind: str, reason: str) -> str:
     text = f"订单号：{order.code} 顾客申请{what}"
     text += f"，原因：{reason}" if reason else ""
     return text + f"。处理：/审核 {order.code} 同意 或 /审核 {order.code} 拒绝 <原因>"
+
+
+def shipped(order: ShopOrder, carrier: str, number: str) -> str:
+    return f"订单号：{order.code} 已发货：{carrier} {number}。发 /物流 {order.code} 查看物流。"
+
+
+def tracking_update(order: ShopOrder, text: str) -> str:
+    return f"订单号：{order.code} 物流更新：{text}"
+
+
+def delivered(order: ShopOrder) -> str:
+    return f"订单号：{order.code} 已签收。收到货没问题请发 /确认收货 {order.code}；有问题可发 /售后。"
+
+
+def auto_completed(order: ShopOrder) -> str:
+    return f"订单号：{order.code} 已自动确认收货，订单完成。感谢惠顾！欢迎 /评价 {order.code} <1-5> 说说感受。"
+
+
+def announcement(shop_name: str, text: str) -> str:
+    return f"【{shop_name} 公告】{text}"

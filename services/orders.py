@@ -208,7 +208,8 @@ def _event(
     return event
 
 
-def _move(session: AsyncSession, order: ShopOrder, target: OrderStatus, actor: Actor, action: str, now: datetime, **kw: str) -> None:
+def move(session: AsyncSession, order: ShopOrder, target: OrderStatus, actor: Actor, action: str, now: datetime, **kw: str) -> None:
+    """The one way an order changes status: checked against order_rules, with an event."""
     order_rules.check_transition(order.status, target, action)
     _event(session, order, actor, action, now, to_status=target.value, **kw)
     if target in (S.CANCELLED, S.REFUNDED, S.COMPLETED):
@@ -413,7 +414,7 @@ async def cancel(session: AsyncSession, order: ShopOrder, actor: Actor, reason: 
         await _open_request(session, order, RequestKind.CANCEL, "", reason, actor, now)
         return mode
     await _release_all(session, order)
-    _move(session, order, S.CANCELLED, actor, action, now, reason=reason)
+    move(session, order, S.CANCELLED, actor, action, now, reason=reason)
     await session.flush()
     return mode
 
@@ -520,7 +521,7 @@ async def record_payment(
     session.add(Payment(order_id=order.id or 0, provider=provider, reference=reference, amount_fen=amount_fen, recorded_by=actor.user_id, at=now))
     order.paid_fen = amount_fen
     order.paid_at = now
-    _move(session, order, S.PAID, actor, "paid", now, detail=f"{provider} 收款 {amount_fen} 分")
+    move(session, order, S.PAID, actor, "paid", now, detail=f"{provider} 收款 {amount_fen} 分")
     for line in await order_lines(session, order.id or 0):
         await session.execute(update(Variant).where(_VARIANT.id == line.variant_id).values(sold=_VARIANT.sold + line.quantity))
     await session.flush()
@@ -557,7 +558,7 @@ async def refund(
             await _release_all(session, order)
             for line in await order_lines(session, order.id or 0):
                 await session.execute(update(Variant).where(_VARIANT.id == line.variant_id).values(sold=_VARIANT.sold - line.quantity))
-        _move(session, order, S.REFUNDED, actor, action, now, detail=f"退款 {amount} 分", reason=reason)
+        move(session, order, S.REFUNDED, actor, action, now, detail=f"退款 {amount} 分", reason=reason)
         await _supersede_pending(session, order, actor, now)
     else:
         _event(session, order, actor, "partial_refund", now, detail=f"部分退款 {amount} 分", reason=reason)

@@ -4,7 +4,7 @@ become what a user reads. Each says what was wrong and what to do instead."""
 from __future__ import annotations
 
 from services import errors as e
-from services import limits
+from services import limits, tracking
 from services.money import format_fen
 
 _FIELD_NAMES = {
@@ -25,6 +25,7 @@ _FIELD_NAMES = {
     limits.FIELD_REASON: "原因",
     limits.FIELD_AMOUNT: "金额",
     limits.FIELD_PAYMENT_TEXT: "收款说明",
+    "tracking_text": "物流描述",
 }
 
 
@@ -79,6 +80,12 @@ def _invalid_transition(status: str, action: str) -> str:
         return f"{state}，只有待付款的订单能改数量。"
     if action == "refund":
         return f"{state}，不能退款。"
+    if action == "ship":
+        return f"{state}，只有待发货的订单能发货。"
+    if action == "track":
+        return f"{state}，只有已发货、未签收的订单能更新物流。"
+    if action in {"completed", "received"}:
+        return f"{state}，还不能确认收货。"
     if action == "pay":
         return f"{state}，不能收款。"
     if action.startswith("approve_"):
@@ -156,6 +163,10 @@ def render_error(error: e.ShopError) -> str:
             return "你还没有收货地址。为保护隐私，请先私聊我添加：/地址 添加 <姓名> <手机号> <详细地址>"
         case e.PriceChanged(shown_fen=shown, current_fen=current):
             return f"商品价格刚刚有变动（{format_fen(shown)} → {format_fen(current)}），订单没有提交。请重新 /下单 或 /结算 确认新价格。"
+        case tracking.UnknownCarrier(text=text, known=known):
+            return f"不认识快递公司“{text}”。可用：{'、'.join(known)}。"
+        case tracking.InvalidTrackingNumber(text=text):
+            return f"运单号应是 6 到 30 位字母或数字，而不是“{text}”。"
         case e.DraftExpired():
             return "订单确认已超时或已提交，请重新发 /下单 或 /结算。"
     return "操作没有成功，请检查后重试。"

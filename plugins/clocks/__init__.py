@@ -23,9 +23,10 @@ from nonebot.plugin import PluginMetadata
 from config import load_settings
 from models.types import utcnow
 from plugins._common.runtime import ShopRuntime, before_close, current_runtime, reload_drafts
-from services import checkout, outbox
+from services import checkout, outbox, shipping
 from services.clock import OrderClockSettings, run_order_clocks
 from services.media import load_image
+from services.tracking import ManualProvider, TrackingConfigError, TrackingProvider, make_provider
 
 require("nonebot_plugin_apscheduler")
 from nonebot_plugin_apscheduler import scheduler  # noqa: E402
@@ -56,6 +57,17 @@ async def _tick() -> None:
     report = await run_order_clocks(
         runtime.database, OrderClockSettings(settings.unpaid_timeout, settings.refund_auto_approve), now
     )
+    polled = await shipping.poll_due(
+        runtime.database, _provider(runtime), now, timedelta(minutes=settings.tracking_poll_minutes)
+    )
+    completed = await shipping.auto_confirm_due(
+        runtime.database, now, timedelta(days=settings.auto_confirm_days), timedelta(days=settings.auto_confirm_days_after_ship)
+    )
+    if polled.failures:
+        logger.warning(f"tracking: {len(polled.failures)} shipments could not be polled: {polled.failures[:10]}")
+    if polled.new_events or polled.delivered or completed:
+        logger.info(f"tracking: {polled.new_events} new events, delivered {polled.delivered}, auto-completed {completed}")
+        runtime.outbox_wakeup.set()
     async with runtime.database.write() as session:
         purged = await checkout.purge_expired(session, now)
     if purged:
@@ -63,6 +75,25 @@ async def _tick() -> None:
     if report.expired or report.reminded or report.auto_approved:
         logger.info(f"clocks: expired {report.expired}, reminded {report.reminded}, auto-approved {report.auto_approved}")
         runtime.outbox_wakeup.set()
+
+
+_providers: dict[str, TrackingProvider] = {}
+
+
+def _provider(runtime: ShopRuntime) -> TrackingProvider:
+    """TRACKING_PROVIDER, built once; a misconfigured kuaidi100 falls back to manual
+    (logged) rather than stopping the other clocks."""
+    settings = runtime.settings
+    name = settings.tracking_provider
+    if name not in _providers:
+        try:
+            _providers[name] = make_provider(
+                name, customer=settings.kuaidi100_customer, key=settings.kuaidi100_key, url=settings.kuaidi100_query_url
+            )
+        except TrackingConfigError as error:
+            logger.error(f"TRACKING_PROVIDER={name} is not usable ({error}); tracking falls back to manual updates")
+            _providers[name] = ManualProvider()
+    return _providers[name]
 
 
 def _connected_bot() -> Bot | None:

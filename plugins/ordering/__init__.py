@@ -10,7 +10,7 @@ from models.types import utcnow
 from plugins._common.args import ArgReader, UsageError, is_integer_word, normalise_word
 from plugins._common.context import CommandContext, Reply
 from plugins._common.registry import command, dialogue
-from services import addresses, cart, catalog, checkout, notices, orders
+from services import addresses, cart, catalog, checkout, notices, orders, shipping
 from services.catalog import VariantRef
 from services.codes import looks_like_code
 from services.errors import NoAddress, ShopError
@@ -271,8 +271,11 @@ async def my_orders(ctx: CommandContext) -> Reply:
         async with ctx.runtime.database.read() as session:
             order = await orders.get_order(session, ctx.shop_id, code, customer_id=customer_filter(ctx))
             detail = await orders.order_detail(session, order)
+            tracking = await shipping.tracking_view(session, order)
         return Reply(
-            render.order_detail(order, detail.lines, detail.events, detail.pending_requests, zone, in_group=ctx.in_group)
+            render.order_detail(
+                order, detail.lines, detail.events, detail.pending_requests, zone, in_group=ctx.in_group, tracking=tracking
+            )
         )
     status = STATUS_BY_NAME[ctx.args.word("状态")] if word in STATUS_BY_NAME else None
     page = ctx.args.page() if ctx.args.has_more() else 1

@@ -12,6 +12,7 @@ from services.catalog import VariantRef
 from services.checkout import Summary
 from services.money import format_fen
 from services.order_rules import Mode, status_name
+from services.shipping import TrackingView
 
 CONFIRM_PROMPT = '回复"确认"提交订单，回复"取消"放弃'
 ADDRESS_FORMAT = "<姓名> <手机号> <详细地址>"
@@ -36,7 +37,8 @@ _ACTIONS = {
     "partial_refund": "部分退款",
     "shipped": "发货",
     "delivered": "签收",
-    "completed": "完成",
+    "completed": "确认收货，订单完成",
+    "auto_completed": "自动确认收货，订单完成",
 }
 _REQUEST_NAMES = {"address": "修改地址", "remark": "修改备注", "cancel": "取消订单"}
 
@@ -198,6 +200,7 @@ def order_detail(
     zone: ZoneInfo,
     *,
     in_group: bool,
+    tracking: TrackingView | None = None,
 ) -> str:
     out = [f"订单号：{order.code}", f"状态：{status_name(order.status)}"]
     for line in lines:
@@ -217,6 +220,9 @@ def order_detail(
     for request in pending:
         reason = f"（{request.reason}）" if request.reason else ""
         out.append(f"待店家审核：{_REQUEST_NAMES[request.kind]}{reason}")
+    if tracking is not None:
+        latest = f"，最新：{tracking.events[-1].text}" if tracking.events else ""
+        out.append(f"物流：{tracking.shipment.carrier_name} {tracking.shipment.number}{latest}（/物流 {order.code}）")
     if order.status == "pending_payment" and order.expires_at is not None:
         out.append(f"请在 {local_time(order.expires_at, zone)} 前付款：/付款 {order.code}")
     out.append("记录：")

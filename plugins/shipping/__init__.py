@@ -1,0 +1,133 @@
+"""Shipping and tracking: /发货 /物流 /物流更新 /确认收货, and /公告."""
+
+from __future__ import annotations
+
+from nonebot.plugin import PluginMetadata
+
+from models.types import utcnow
+from plugins._common.args import UsageError
+from plugins._common.context import CommandContext, Reply
+from plugins._common.registry import command
+from services import groups, notices, orders, outbox, shipping
+from services.orders import Actor
+from services.staff import Role
+from services.tracking import check_tracking_number, normalise_carrier
+
+from . import render
+
+__plugin_meta__ = PluginMetadata(
+    name="发货与物流",
+    description="发货、物流查询与更新、确认收货、群公告",
+    usage="/发货 /物流 /物流更新 /确认收货 /公告",
+)
+
+AREA = "发货与物流"
+MAX_ANNOUNCEMENT = 500
+
+
+def _actor(ctx: CommandContext) -> Actor:
+    return Actor({0: "customer", 1: "staff", 2: "owner"}[int(ctx.role)], ctx.user_id)
+
+
+@command(
+    "发货",
+    aliases=("ship",),
+    role=Role.STAFF,
+    usage="发货 <订单号> <快递公司> <运单号>",
+    example="发货 2K7QH9M3XA 顺丰 SF1234567890",
+    summary="发货，之后自动跟踪物流",
+    area=AREA,
+)
+async def ship(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code()
+    carrier = normalise_carrier(ctx.args.word("快递公司"))
+    number = check_tracking_number(ctx.args.word("运单号"))
+    ctx.args.end()
+    now = utcnow()
+    async with ctx.runtime.database.write() as session:
+        order = await orders.get_order(session, ctx.shop_id, code)
+        await shipping.ship(session, order, carrier, number, _actor(ctx), now)
+    ctx.runtime.outbox_wakeup.set()
+    return Reply(render.shipped(order, carrier.name, number))
+
+
+@command(
+    "物流",
+    aliases=("track",),
+    usage="物流 <订单号>",
+    example="物流 2K7QH9M3XA",
+    summary="快递公司、运单号和物流记录",
+    area="下单",
+)
+async def track(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code()
+    ctx.args.end()
+    async with ctx.runtime.database.read() as session:
+        order = await orders.get_order(session, ctx.shop_id, code, customer_id=None if ctx.is_staff else ctx.user_id)
+        view = await shipping.tracking_view(session, order)
+    return Reply(render.tracking(order, view, ctx.runtime.settings.timezone))
+
+
+@command(
+    "物流更新",
+    aliases=("trackupdate",),
+    role=Role.STAFF,
+    usage="物流更新 <订单号> <描述> [签收]",
+    example="物流更新 2K7QH9M3XA 已到达杭州转运中心",
+    summary="手动添加一条物流记录；末尾写“签收”标记已签收",
+    area=AREA,
+)
+async def track_update(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code()
+    text = ctx.args.rest("描述")
+    signed = text == "签收" or text.endswith((" 签收", "\t签收"))
+    if signed and text != "签收":
+        text = text[: -len("签收")].strip()
+    now = utcnow()
+    async with ctx.runtime.database.write() as session:
+        order = await orders.get_order(session, ctx.shop_id, code)
+        await shipping.add_manual_event(session, order, text, signed, _actor(ctx), now)
+    ctx.runtime.outbox_wakeup.set()
+    return Reply(render.event_added(order, text, signed))
+
+
+@command(
+    "确认收货",
+    aliases=("received",),
+    usage="确认收货 <订单号>",
+    example="确认收货 2K7QH9M3XA",
+    summary="收到货后确认，订单完成",
+    area="下单",
+)
+async def confirm_received(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code()
+    ctx.args.end()
+    async with ctx.runtime.database.write() as session:
+        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
+        await shipping.confirm_received(session, order, _actor(ctx), utcnow())
+    return Reply(render.received(order))
+
+
+@command(
+    "公告",
+    aliases=("announce",),
+    role=Role.STAFF,
+    usage="公告 <内容>",
+    example="公告 今晚 8 点上新，限量 20 份",
+    summary="发到每个启用店铺的群（按节奏发送）",
+    area=AREA,
+)
+async def announce(ctx: CommandContext) -> Reply:
+    text = ctx.args.rest("内容").strip()
+    if len(text) > MAX_ANNOUNCEMENT:
+        raise UsageError(f"公告最多 {MAX_ANNOUNCEMENT} 个字。")
+    now = utcnow()
+    body = notices.announcement(ctx.runtime.settings.shop_name, text)
+    async with ctx.runtime.database.write() as session:
+        targets = sorted(await groups.enabled_group_ids(session, ctx.shop_id))
+        for group_id in targets:
+            await outbox.enqueue(
+                session, outbox.Target("group", group_id), [outbox.text(body)], f"announce:{now.timestamp()}:{group_id}", now
+            )
+    ctx.runtime.outbox_wakeup.set()
+    return Reply(render.announced(len(targets)))
