@@ -329,3 +329,20 @@ class TrackingEventRow(SQLModel, table=True):
     state: str = Field(default="", max_length=20)
     source: str = Field(max_length=20)  # manual | kuaidi100
     recorded_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+# --- reviews ----------------------------------------------------------------------------
+
+
+class Review(SQLModel, table=True):
+    """One review per completed order, by its customer; counts for every item in it."""
+
+    __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="ck_review_rating"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id")
+    order_id: int = Field(foreign_key="shop_order.id", unique=True)
+    user_id: int = Field(sa_type=BigInteger)
+    rating: int
+    text: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)

@@ -4,7 +4,7 @@ become what a user reads. Each says what was wrong and what to do instead."""
 from __future__ import annotations
 
 from services import errors as e
-from services import limits, tracking
+from services import limits, reviews, tracking
 from services.money import format_fen
 
 _FIELD_NAMES = {
@@ -26,6 +26,7 @@ _FIELD_NAMES = {
     limits.FIELD_AMOUNT: "金额",
     limits.FIELD_PAYMENT_TEXT: "收款说明",
     "tracking_text": "物流描述",
+    "review": "评价内容",
 }
 
 
@@ -80,6 +81,8 @@ def _invalid_transition(status: str, action: str) -> str:
         return f"{state}，只有待付款的订单能改数量。"
     if action == "refund":
         return f"{state}，不能退款。"
+    if action == "review":
+        return f"{state}，确认收货、订单完成后才能评价（/确认收货 <订单号>）。"
     if action == "ship":
         return f"{state}，只有待发货的订单能发货。"
     if action == "track":
@@ -167,6 +170,8 @@ def render_error(error: e.ShopError) -> str:
             return f"不认识快递公司“{text}”。可用：{'、'.join(known)}。"
         case tracking.InvalidTrackingNumber(text=text):
             return f"运单号应是 6 到 30 位字母或数字，而不是“{text}”。"
+        case reviews.AlreadyReviewed(code=code):
+            return f"订单号：{code} 已经评价过了，每单只能评价一次。"
         case e.DraftExpired():
             return "订单确认已超时或已提交，请重新发 /下单 或 /结算。"
     return "操作没有成功，请检查后重试。"

@@ -7,7 +7,7 @@ from nonebot.plugin import PluginMetadata
 from plugins._common.args import is_integer_word
 from plugins._common.context import CommandContext, Reply
 from plugins._common.registry import command
-from services import catalog
+from services import catalog, reviews
 from services.media import load_image
 
 from . import render
@@ -85,7 +85,8 @@ async def item_detail(ctx: CommandContext) -> Reply:
         detail = await catalog.item_detail(
             session, ctx.shop_id, item_id, include_delisted=ctx.is_staff
         )
+        rating = await reviews.item_rating(session, item_id)
     image = (
         load_image(detail.item.image_path, ctx.runtime.data_dir) if detail.item.image_path else None
     )
-    return Reply(render.item_detail(detail, show_shelf_state=ctx.is_staff), image=image)
+    return Reply(render.item_detail(detail, show_shelf_state=ctx.is_staff, rating=rating), image=image)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.catalog import ItemDetail, ItemPage, ItemSummary
 from services.money import format_fen
+from services.reviews import ItemRating
 
 
 def _summary_line(item: ItemSummary) -> str:
@@ -45,7 +46,13 @@ def search_results(query: str, items: list[ItemSummary]) -> str:
     return "\n".join(lines)
 
 
-def item_detail(detail: ItemDetail, *, show_shelf_state: bool) -> str:
+def _rating_line(sold: int, rating: ItemRating | None) -> str:
+    if rating is None or rating.count == 0 or rating.average is None:
+        return f"已售 {sold} 件 · 暂无评价"
+    return f"已售 {sold} 件 · 评分 {rating.average:.1f}/5（{rating.count} 条评价）"
+
+
+def item_detail(detail: ItemDetail, *, show_shelf_state: bool, rating: ItemRating | None = None) -> str:
     item = detail.item
     header = f"【{item.id}】{item.name}"
     if show_shelf_state and not item.listed:
@@ -59,7 +66,9 @@ def item_detail(detail: ItemDetail, *, show_shelf_state: bool) -> str:
     for variant in detail.variants:
         stock = f"库存 {variant.stock}" if variant.stock > 0 else "售罄"
         lines.append(f"{detail.ref(variant)} {variant.name} {format_fen(variant.price_fen)} {stock}")
-    lines.append(f"已售 {detail.sold} 件 · 暂无评价")
+    lines.append(_rating_line(detail.sold, rating))
+    for review in rating.latest if rating else []:
+        lines.append(f"  {'★' * review.rating} {review.text}")
     lines.append("支持七天无理由退货" if item.no_reason_return else "不支持七天无理由退货")
     first = detail.variants[0] if detail.variants else None
     if first is not None and item.listed:

@@ -7,7 +7,7 @@ from models.types import utcnow
 from plugins._common.args import is_integer_word
 from plugins._common.context import CommandContext, Reply
 from plugins._common.registry import command
-from services import notices, orders
+from services import notices, orders, stats
 from services.media import download_image
 from services.order_rules import STATUS_BY_NAME
 from services.orders import Actor
@@ -137,3 +137,23 @@ async def set_payinfo(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.write() as session:
         shop = await set_payment_info(session, ctx.shop_id, text, image_path)
     return Reply(render.payinfo_set(shop.payment_text, shop.payment_qr_path is not None))
+
+
+_PERIOD_WORDS = {**{label: label for label in stats.PERIODS}, "today": "今日", "7d": "7天", "30d": "30天"}
+
+
+@command(
+    "统计",
+    aliases=("stats",),
+    role=Role.STAFF,
+    usage="统计 [今日|7天|30天]",
+    example="统计 7天",
+    summary="订单数、收入、退款、热销商品、待处理",
+    area=AREA,
+)
+async def show_stats(ctx: CommandContext) -> Reply:
+    label = ctx.args.choice("时间范围", _PERIOD_WORDS) if ctx.args.has_more() else "今日"
+    ctx.args.end()
+    async with ctx.runtime.database.read() as session:
+        result = await stats.shop_stats(session, ctx.shop_id, label, utcnow(), ctx.runtime.settings.timezone)
+    return Reply(render.stats(result, ctx.runtime.settings.timezone))

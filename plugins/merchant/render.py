@@ -10,6 +10,7 @@ from services.catalog import StockChange, VariantRef
 from services.limits import ORDER_PAGE_SIZE
 from services.money import format_fen
 from services.order_rules import status_name
+from services.stats import ShopStats
 
 _STOCK_VERBS = {"add": "增加", "sub": "减少", "set": "设为"}
 
@@ -150,3 +151,15 @@ def refund_done(order: ShopOrder, amount: int, fully: bool) -> str:
 def payinfo_set(text: str, has_qr: bool) -> str:
     qr = "，收款码已保存" if has_qr else "，未设置收款码（发送时附一张图片即可）"
     return f"付款说明已更新{qr}。顾客发 /付款 <订单号> 时会看到：\n{text}"
+
+
+def stats(result: ShopStats, zone: ZoneInfo) -> str:
+    lines = [
+        f"{result.label}统计（自 {local_time(result.since, zone)} 起）：",
+        f"新订单 {result.orders} 个；付款 {result.paid_orders} 单，收入 {format_fen(result.revenue_fen)}",
+        f"退款 {format_fen(result.refunds_fen)}；实收 {format_fen(result.revenue_fen - result.refunds_fen)}",
+    ]
+    if result.best_sellers:
+        lines.append("热销：" + "，".join(f"{name} ×{sold}" for name, sold in result.best_sellers))
+    lines.append(f"待发货 {result.to_ship} 单；待审核申请 {result.pending_requests} 个")
+    return "\n".join(lines)

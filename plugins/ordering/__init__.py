@@ -10,7 +10,7 @@ from models.types import utcnow
 from plugins._common.args import ArgReader, UsageError, is_integer_word, normalise_word
 from plugins._common.context import CommandContext, Reply
 from plugins._common.registry import command, dialogue
-from services import addresses, cart, catalog, checkout, notices, orders, shipping
+from services import addresses, cart, catalog, checkout, notices, orders, reviews, shipping
 from services.catalog import VariantRef
 from services.codes import looks_like_code
 from services.errors import NoAddress, ShopError
@@ -364,3 +364,21 @@ async def cancel(ctx: CommandContext) -> Reply:
         wake_outbox(ctx)
     return Reply(render.cancelled(order, mode))
 
+
+
+@command(
+    "评价",
+    aliases=("review",),
+    usage="评价 <订单号> <1-5> [内容]",
+    example="评价 2K7QH9M3XA 5 豆子很新鲜",
+    summary="给已完成的订单打分（每单一次）",
+    area=AREA,
+)
+async def review(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code()
+    rating = ctx.args.number("评分", limit=5)
+    text = ctx.args.rest("内容", required=False)
+    async with ctx.runtime.database.write() as session:
+        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
+        saved = await reviews.add_review(session, order, ctx.user_id, rating, text, utcnow())
+    return Reply(render.reviewed(order, saved.rating))

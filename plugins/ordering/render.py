@@ -261,3 +261,7 @@ def cancelled(order: ShopOrder, mode: Mode) -> str:
     if mode is Mode.REQUEST:
         return f"订单号：{order.code} 已付款，取消申请已提交，店家同意后全额退款。"
     return f"订单号：{order.code} 已取消，库存已释放。"
+
+
+def reviewed(order: ShopOrder, rating: int) -> str:
+    return f"谢谢评价！订单号：{order.code} {'★' * rating}{'☆' * (5 - rating)}"

@@ -1,0 +1,66 @@
+"""Reviews: once per completed order, by its customer; shown per item in /详情."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import OrderLine, OrderStatus, Review, ShopOrder
+
+from .errors import InvalidTransition, InvalidValue, ShopError
+from .limits import check_text
+
+MAX_REVIEW_TEXT = 200
+FIELD_RATING = "rating"
+FIELD_REVIEW = "review"
+LATEST_SHOWN = 3
+
+
+@dataclass
+class AlreadyReviewed(ShopError):
+    code: str
+
+
+@dataclass(frozen=True)
+class ItemRating:
+    average: float | None
+    count: int
+    latest: list[Review]
+
+
+async def add_review(
+    session: AsyncSession, order: ShopOrder, user_id: int, rating: int, text: str, now: datetime
+) -> Review:
+    if not 1 <= rating <= 5:
+        raise InvalidValue(FIELD_RATING, "range", 5)
+    text = check_text(FIELD_REVIEW, text, MAX_REVIEW_TEXT) if text.strip() else ""
+    if order.status != OrderStatus.COMPLETED.value:
+        raise InvalidTransition(order.status, "review")
+    existing = (await session.execute(select(Review.id).where(Review.order_id == order.id))).first()
+    if existing is not None:
+        raise AlreadyReviewed(order.code)
+    review = Review(shop_id=order.shop_id, order_id=order.id or 0, user_id=user_id, rating=rating, text=text, created_at=now)
+    session.add(review)
+    await session.flush()
+    return review
+
+
+async def item_rating(session: AsyncSession, item_id: int) -> ItemRating:
+    orders_with_item = select(OrderLine.order_id).where(OrderLine.item_id == item_id).scalar_subquery()
+    average, count = (
+        await session.execute(select(func.avg(Review.rating), func.count(Review.id)).where(Review.order_id.in_(orders_with_item)))  # type: ignore[attr-defined]
+    ).one()
+    latest = list(
+        (
+            await session.execute(
+                select(Review)
+                .where(Review.order_id.in_(orders_with_item), Review.text != "")  # type: ignore[attr-defined]
+                .order_by(Review.created_at.desc(), Review.id.desc())  # type: ignore[attr-defined]
+                .limit(LATEST_SHOWN)
+            )
+        ).scalars()
+    )
+    return ItemRating(float(average) if average is not None else None, int(count), latest)
