@@ -346,3 +346,74 @@ class Review(SQLModel, table=True):
     rating: int
     text: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+# --- after-sales ------------------------------------------------------------------------
+
+
+class TicketKind(StrEnum):
+    REFUND = "refund"  # 退款 (refund only)
+    RETURN = "return"  # 退货 (return and refund)
+    EXCHANGE = "exchange"  # 换货
+    COMPLAINT = "complaint"  # 投诉
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    APPROVED = "approved"
+    AWAITING_RETURN = "awaiting_return"
+    RETURN_SHIPPED = "return_shipped"
+    REFUNDED = "refunded"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+class Ticket(SQLModel, table=True):
+    """An after-sales ticket. `code` is what people type; one open ticket per order and kind."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True)
+    shop_id: int = Field(foreign_key="shop.id", index=True)
+    order_id: int = Field(foreign_key="shop_order.id", index=True)
+    user_id: int = Field(sa_type=BigInteger, index=True)
+    group_id: int | None = Field(default=None, sa_type=BigInteger)
+    kind: str = Field(max_length=10)
+    status: str = Field(max_length=20, index=True)
+    reason: str = Field(max_length=200)
+    refund_fen: int = 0
+    return_carrier: str = Field(default="", max_length=20)
+    return_number: str = Field(default="", max_length=40)
+    created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+    approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TicketMessage(SQLModel, table=True):
+    __tablename__ = "ticket_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    author: str = Field(max_length=10)  # customer | staff | owner | system
+    author_id: int | None = Field(default=None, sa_type=BigInteger)
+    text: str = Field(default="", max_length=500)
+    # JSON list of image paths under DATA_DIR (QQ image URLs expire; the bytes are kept).
+    images: str = Field(default="[]", max_length=2000)
+    at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+class TicketEvent(SQLModel, table=True):
+    __tablename__ = "ticket_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+    actor: str = Field(max_length=10)
+    actor_id: int | None = Field(default=None, sa_type=BigInteger)
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str = Field(max_length=20)
+    action: str = Field(max_length=30)
+    reason: str = Field(default="", max_length=200)

@@ -3,8 +3,8 @@ become what a user reads. Each says what was wrong and what to do instead."""
 
 from __future__ import annotations
 
+from services import aftersales, limits, reviews, tracking
 from services import errors as e
-from services import limits, reviews, tracking
 from services.money import format_fen
 
 _FIELD_NAMES = {
@@ -27,6 +27,8 @@ _FIELD_NAMES = {
     limits.FIELD_PAYMENT_TEXT: "收款说明",
     "tracking_text": "物流描述",
     "review": "评价内容",
+    "ticket_text": "内容",
+    "rating": "评分",
 }
 
 
@@ -172,6 +174,22 @@ def render_error(error: e.ShopError) -> str:
             return f"运单号应是 6 到 30 位字母或数字，而不是“{text}”。"
         case reviews.AlreadyReviewed(code=code):
             return f"订单号：{code} 已经评价过了，每单只能评价一次。"
+        case aftersales.TicketNotFound(code=code):
+            return f"没有找到工单 {code}。发 /售后 查看你的工单。"
+        case aftersales.TicketNotAllowed(why="order_status"):
+            return "这个订单还没付款或已关闭，不能申请售后。"
+        case aftersales.TicketNotAllowed(why="window", days=days):
+            return f"订单完成已超过 {days} 天，超出售后期限。如有问题请联系店主。"
+        case aftersales.TicketNotAllowed(why="no_reason"):
+            return "订单里有不支持七天无理由的商品，不能申请无理由退款/退货；质量问题请选“换货”或“投诉”。"
+        case aftersales.TicketNotAllowed(why="duplicate", kind=kind):
+            name = aftersales.KIND_NAMES[aftersales.TicketKind(kind)]
+            return f"这个订单已有一个处理中的{name}工单，发 /售后 查看。"
+        case aftersales.InvalidTicketTransition(status=status, action=action):
+            state = aftersales.STATUS_NAMES[aftersales.TicketStatus(status)]
+            if action == "approve_with_amount":
+                return "换货和投诉不涉及退款金额，直接 /同意 <工单号>。"
+            return f"工单当前{state}，不能这样操作。"
         case e.DraftExpired():
             return "订单确认已超时或已提交，请重新发 /下单 或 /结算。"
     return "操作没有成功，请检查后重试。"

@@ -23,7 +23,8 @@ from nonebot.plugin import PluginMetadata
 from config import load_settings
 from models.types import utcnow
 from plugins._common.runtime import ShopRuntime, before_close, current_runtime, reload_drafts
-from services import checkout, outbox, shipping
+from services import aftersales, checkout, outbox, shipping
+from services.aftersales import TicketClockSettings
 from services.clock import OrderClockSettings, run_order_clocks
 from services.media import load_image
 from services.tracking import ManualProvider, TrackingConfigError, TrackingProvider, make_provider
@@ -67,6 +68,15 @@ async def _tick() -> None:
         logger.warning(f"tracking: {len(polled.failures)} shipments could not be polled: {polled.failures[:10]}")
     if polled.new_events or polled.delivered or completed:
         logger.info(f"tracking: {polled.new_events} new events, delivered {polled.delivered}, auto-completed {completed}")
+        runtime.outbox_wakeup.set()
+    tickets = await aftersales.run_ticket_clocks(
+        runtime.database,
+        runtime.access.owners,
+        TicketClockSettings(timedelta(hours=settings.ticket_remind_hours), timedelta(hours=settings.ticket_escalate_hours)),
+        now,
+    )
+    if tickets.reminded or tickets.escalated or tickets.expired_returns:
+        logger.info(f"tickets: reminded {tickets.reminded}, escalated {tickets.escalated}, returns closed {tickets.expired_returns}")
         runtime.outbox_wakeup.set()
     async with runtime.database.write() as session:
         purged = await checkout.purge_expired(session, now)

@@ -1,0 +1,211 @@
+"""After-sales: /售后 /工单 /留言 /退货单号 /撤销 for customers; /工单列表 /回复 /同意
+/拒绝 /完成 for staff. Messages relay both ways through the outbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from nonebot.plugin import PluginMetadata
+
+from models.tables import TicketKind
+from models.types import utcnow
+from plugins._common.context import CommandContext, Reply
+from plugins._common.registry import command
+from services import aftersales, orders
+from services.aftersales import STATUS_BY_NAME, Windows
+from services.media import download_image
+from services.orders import Actor
+from services.staff import Role
+from services.tracking import check_tracking_number, normalise_carrier
+
+from . import render
+
+__plugin_meta__ = PluginMetadata(
+    name="售后",
+    description="退款、退货、换货、投诉工单，双向留言，店家处理",
+    usage="/售后 /工单 /留言 /退货单号 /撤销 /工单列表 /回复 /同意 /拒绝 /完成",
+)
+
+AREA = "售后"
+STAFF_AREA = "售后处理"
+MAX_IMAGES = 5
+_KINDS = {"退款": TicketKind.REFUND, "退货": TicketKind.RETURN, "换货": TicketKind.EXCHANGE, "投诉": TicketKind.COMPLAINT,
+          "refund": TicketKind.REFUND, "return": TicketKind.RETURN, "exchange": TicketKind.EXCHANGE, "complaint": TicketKind.COMPLAINT}
+
+
+def _actor(ctx: CommandContext) -> Actor:
+    return Actor({0: "customer", 1: "staff", 2: "owner"}[int(ctx.role)], ctx.user_id)
+
+
+def _windows(ctx: CommandContext) -> Windows:
+    settings = ctx.runtime.settings
+    return Windows(timedelta(days=settings.aftersale_days), timedelta(days=settings.exchange_days))
+
+
+async def _images(ctx: CommandContext) -> list[str]:
+    """Evidence images are downloaded now: QQ image URLs expire within hours."""
+    return [await download_image(url, ctx.runtime.data_dir) for url in ctx.image_urls[:MAX_IMAGES]]
+
+
+@command(
+    "售后",
+    aliases=("aftersale",),
+    usage="售后 [<订单号> <退款|退货|换货|投诉> <原因>]（可附图片）",
+    example="售后 2K7QH9M3XA 退货 杯子有裂纹",
+    summary="申请售后；不带参数查看我的工单",
+    area=AREA,
+)
+async def aftersale(ctx: CommandContext) -> Reply:
+    zone = ctx.runtime.settings.timezone
+    if not ctx.args.has_more():
+        async with ctx.runtime.database.read() as session:
+            rows = await aftersales.list_tickets(session, ctx.shop_id, customer_id=ctx.user_id)
+        return Reply(render.ticket_list(rows, zone, staff=False))
+    code = ctx.args.order_code()
+    kind = ctx.args.choice("类型", _KINDS)
+    reason = ctx.args.rest("原因")
+    now = utcnow()
+    async with ctx.runtime.database.read() as session:
+        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
+        await aftersales.check_eligible(session, order, kind, _windows(ctx), now)
+    images = await _images(ctx)
+    async with ctx.runtime.database.write() as session:
+        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
+        ticket = await aftersales.open_ticket(session, order, kind, reason, images, _actor(ctx), ctx.group_id, _windows(ctx), now)
+        await aftersales.notify_staff(session, ticket, ctx.runtime.access.owners, render.staff_new_ticket(ticket, order.code), "opened", now)
+    ctx.runtime.outbox_wakeup.set()
+    return Reply(render.opened(ticket, order.code, len(images)))
+
+
+@command("工单", aliases=("ticket",), usage="工单 <工单号>", example="工单 7K2M9QH3XA", summary="工单详情、留言和进度", area=AREA)
+async def show_ticket(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code("工单号")
+    ctx.args.end()
+    async with ctx.runtime.database.read() as session:
+        ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=None if ctx.is_staff else ctx.user_id)
+        view = await aftersales.ticket_detail(session, ticket)
+    return Reply(render.detail(view, ctx.runtime.settings.timezone))
+
+
+@command("留言", aliases=("reply",), usage="留言 <工单号> <内容>（可附图片）", example="留言 7K2M9QH3XA 补充一张照片", summary="给店家补充说明", area=AREA)
+async def customer_message(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code("工单号")
+    text = ctx.args.rest("内容", required=not ctx.image_urls)
+    now = utcnow()
+    async with ctx.runtime.database.read() as session:
+        await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
+    images = await _images(ctx)
+    async with ctx.runtime.database.write() as session:
+        ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
+        message = await aftersales.add_message(session, ticket, _actor(ctx), text, images, now)
+        await aftersales.notify_staff(
+            session, ticket, ctx.runtime.access.owners, render.staff_new_message(ticket, text or "[图片]"), f"message:{message.id}", now
+        )
+    ctx.runtime.outbox_wakeup.set()
+    return Reply(render.message_added(ticket, staff=False))
+
+
+@command(
+    "退货单号", aliases=("return",), usage="退货单号 <工单号> <快递公司> <运单号>",
+    example="退货单号 7K2M9QH3XA 中通 ZT123456789", summary="填写寄回的快递（已同意的退货/换货）", area=AREA,
+)
+async def return_parcel(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code("工单号")
+    carrier = normalise_carrier(ctx.args.word("快递公司"))
+    number = check_tracking_number(ctx.args.word("运单号"))
+    ctx.args.end()
+    now = utcnow()
+    async with ctx.runtime.database.write() as session:
+        ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
+        await aftersales.return_shipped(session, ticket, carrier.name, number, _actor(ctx), now)
+        await aftersales.notify_staff(
+            session, ticket, ctx.runtime.access.owners, f"工单号：{ticket.code} 顾客已寄回：{carrier.name} {number}", "return_shipped", now
+        )
+    ctx.runtime.outbox_wakeup.set()
+    return Reply(render.return_recorded(ticket))
+
+
+@command("撤销", aliases=("withdraw",), usage="撤销 <工单号>", example="撤销 7K2M9QH3XA", summary="撤销待处理的工单", area=AREA)
+async def withdraw(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code("工单号")
+    ctx.args.end()
+    async with ctx.runtime.database.write() as session:
+        ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
+        await aftersales.withdraw(session, ticket, _actor(ctx), utcnow())
+    return Reply(render.withdrawn(ticket))
+
+
+# --- staff ----------------------------------------------------------------------------
+
+
+@command(
+    "工单列表", aliases=("tickets",), role=Role.STAFF, usage="工单列表 [状态]", example="工单列表 待处理",
+    summary="售后工单，待处理的在前、最早的在前", area=STAFF_AREA,
+    details=("状态：待处理、已同意、待退货、退货中、已退款、已拒绝、已完成、已撤销",),
+)
+async def list_tickets(ctx: CommandContext) -> Reply:
+    status = ctx.args.choice("状态", STATUS_BY_NAME) if ctx.args.has_more() else None
+    ctx.args.end()
+    async with ctx.runtime.database.read() as session:
+        rows = await aftersales.list_tickets(session, ctx.shop_id, status=status)
+    return Reply(render.ticket_list(rows, ctx.runtime.settings.timezone, staff=True))
+
+
+@command("回复", aliases=("answer",), role=Role.STAFF, usage="回复 <工单号> <内容>", example="回复 7K2M9QH3XA 已安排补发", summary="给顾客回复", area=STAFF_AREA)
+async def staff_reply(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code("工单号")
+    text = ctx.args.rest("内容")
+    now = utcnow()
+    async with ctx.runtime.database.write() as session:
+        ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
+        message = await aftersales.add_message(session, ticket, _actor(ctx), text, [], now)
+        await aftersales.notify_customer(session, ticket, render.customer_reply(ticket, message.text), f"message:{message.id}", now)
+    ctx.runtime.outbox_wakeup.set()
+    return Reply(render.message_added(ticket, staff=True))
+
+
+@command(
+    "同意", aliases=("approve",), role=Role.STAFF, usage="同意 <工单号> [退款金额]", example="同意 7K2M9QH3XA 29.9",
+    summary="同意售后（退款立即退；退货收到后 /完成 再退）", area=STAFF_AREA,
+)
+async def approve(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code("工单号")
+    amount = ctx.args.optional_amount()
+    ctx.args.end()
+    now = utcnow()
+    async with ctx.runtime.database.write() as session:
+        ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
+        refund, refunded = await aftersales.approve(session, ticket, amount, _actor(ctx), "", now)
+        verdict = f"已同意并退款 {render.format_fen(refund)}" if refunded else (
+            "已同意，请按店家说明寄回，并发 /退货单号 <工单号> <快递公司> <运单号>" if ticket.status == "awaiting_return" else "已同意"
+        )
+        await aftersales.notify_customer(session, ticket, render.customer_decision(ticket, verdict, ""), "approved", now)
+    ctx.runtime.outbox_wakeup.set()
+    return Reply(render.approved(ticket, refund, refunded))
+
+
+@command("拒绝", aliases=("reject",), role=Role.STAFF, usage="拒绝 <工单号> <原因>", example="拒绝 7K2M9QH3XA 已超过无理由期限", summary="拒绝售后（须写原因）", area=STAFF_AREA)
+async def reject(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code("工单号")
+    reason = ctx.args.rest("原因")
+    now = utcnow()
+    async with ctx.runtime.database.write() as session:
+        ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
+        await aftersales.reject(session, ticket, _actor(ctx), reason, now)
+        await aftersales.notify_customer(session, ticket, render.customer_decision(ticket, "未通过", reason), "rejected", now)
+    ctx.runtime.outbox_wakeup.set()
+    return Reply(render.rejected(ticket))
+
+
+@command("完成", aliases=("close",), role=Role.STAFF, usage="完成 <工单号>", example="完成 7K2M9QH3XA", summary="收到退货后退款 / 换货补发后完成", area=STAFF_AREA)
+async def complete(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code("工单号")
+    ctx.args.end()
+    now = utcnow()
+    async with ctx.runtime.database.write() as session:
+        ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
+        amount, refunded = await aftersales.complete(session, ticket, _actor(ctx), now)
+        verdict = f"已完成，退款 {render.format_fen(amount)}" if refunded else "已完成"
+        await aftersales.notify_customer(session, ticket, render.customer_decision(ticket, verdict, ""), "completed", now)
+    ctx.runtime.outbox_wakeup.set()
+    return Reply(render.completed(ticket, amount, refunded))

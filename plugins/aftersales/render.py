@@ -1,0 +1,118 @@
+"""Every reply text of the after-sales plugin."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from models.tables import Ticket, TicketKind, TicketStatus
+from plugins._common.views import local_time
+from services.aftersales import KIND_NAMES, STATUS_NAMES, TicketDetail, images_of
+from services.money import format_fen
+
+__all__ = ["format_fen"]
+
+_ACTORS = {"customer": "顾客", "staff": "店员", "owner": "店主", "system": "系统"}
+_ACTIONS = {
+    "opened": "提交", "approved": "同意", "rejected": "拒绝", "withdrawn": "撤销",
+    "awaiting_return": "等待退货", "return_shipped": "寄回", "refunded": "退款", "closed": "完成",
+    "return_expired": "超时未寄回，关闭",
+}
+
+
+def _kind(ticket: Ticket) -> str:
+    return KIND_NAMES[TicketKind(ticket.kind)]
+
+
+def _status(ticket: Ticket) -> str:
+    return STATUS_NAMES[TicketStatus(ticket.status)]
+
+
+def opened(ticket: Ticket, order_code: str, images: int) -> str:
+    evidence = f"，已保存 {images} 张图片" if images else ""
+    return (
+        f"已提交{_kind(ticket)}申请{evidence}。\n工单号：{ticket.code}\n订单号：{order_code}\n"
+        f"店家处理后会通知你；补充说明：/留言 {ticket.code} <内容>"
+    )
+
+
+def ticket_list(rows: list[tuple[Ticket, str]], zone: ZoneInfo, *, staff: bool) -> str:
+    if not rows:
+        return "没有售后工单。" if staff else "你还没有售后工单。申请：/售后 <订单号> <退款|退货|换货|投诉> <原因>"
+    lines = ["售后工单（待处理的在前）：" if staff else "你的售后工单："]
+    for ticket, order_code in rows:
+        who = f" 顾客 {ticket.user_id}" if staff else ""
+        lines.append(
+            f"工单号：{ticket.code} {_kind(ticket)} {_status(ticket)} 订单 {order_code}{who} {local_time(ticket.created_at, zone)}"
+        )
+    lines.append("发 /工单 <工单号> 查看详情")
+    return "\n".join(lines)
+
+
+def detail(view: TicketDetail, zone: ZoneInfo) -> str:
+    ticket = view.ticket
+    lines = [f"工单号：{ticket.code}", f"{_kind(ticket)} · {_status(ticket)} · 订单号：{view.order_code}"]
+    if ticket.refund_fen:
+        lines.append(f"退款金额：{format_fen(ticket.refund_fen)}")
+    if ticket.return_number:
+        lines.append(f"退货物流：{ticket.return_carrier} {ticket.return_number}")
+    lines.append("留言：")
+    for message in view.messages:
+        images = images_of(message)
+        pictures = f" [图片 {len(images)} 张]" if images else ""
+        lines.append(f"{local_time(message.at, zone)} {_ACTORS.get(message.author, message.author)}：{message.text}{pictures}")
+    lines.append("记录：")
+    for event in view.events:
+        reason = f" {event.reason}" if event.reason and event.action != "opened" else ""
+        lines.append(f"{local_time(event.at, zone)} {_ACTIONS.get(event.action, event.action)}（{_ACTORS.get(event.actor, event.actor)}）{reason}")
+    return "\n".join(lines)
+
+
+def message_added(ticket: Ticket, staff: bool) -> str:
+    return f"已发送给{'顾客' if staff else '店家'}。工单号：{ticket.code}"
+
+
+def withdrawn(ticket: Ticket) -> str:
+    return f"已撤销工单号：{ticket.code}。"
+
+
+def return_recorded(ticket: Ticket) -> str:
+    return f"已记录退货物流 {ticket.return_carrier} {ticket.return_number}。工单号：{ticket.code} 店家收到后处理。"
+
+
+def approved(ticket: Ticket, amount: int, refunded: bool) -> str:
+    if refunded:
+        return f"已同意并退款 {format_fen(amount)}。工单号：{ticket.code}"
+    if TicketStatus(ticket.status) is TicketStatus.AWAITING_RETURN:
+        money = f"，收到退货后退款 {format_fen(amount)}" if amount else ""
+        return f"已同意，等待顾客寄回{money}。工单号：{ticket.code}"
+    return f"已同意。工单号：{ticket.code}，处理完请 /完成 {ticket.code}"
+
+
+def rejected(ticket: Ticket) -> str:
+    return f"已拒绝。工单号：{ticket.code}"
+
+
+def completed(ticket: Ticket, amount: int, refunded: bool) -> str:
+    if refunded:
+        return f"已完成并退款 {format_fen(amount)}。工单号：{ticket.code}"
+    return f"工单号：{ticket.code} 已完成。"
+
+
+# --- notices to the customer ----------------------------------------------------------------
+
+
+def customer_decision(ticket: Ticket, verdict: str, reason: str) -> str:
+    text = f"工单号：{ticket.code}（{_kind(ticket)}）{verdict}"
+    return text + (f"。说明：{reason}" if reason else "。")
+
+
+def customer_reply(ticket: Ticket, text: str) -> str:
+    return f"工单号：{ticket.code} 店家回复：{text}"
+
+
+def staff_new_ticket(ticket: Ticket, order_code: str) -> str:
+    return f"新售后 工单号：{ticket.code}（{_kind(ticket)}，订单号：{order_code}，顾客 {ticket.user_id}）：{ticket.reason}"
+
+
+def staff_new_message(ticket: Ticket, text: str) -> str:
+    return f"工单号：{ticket.code} 顾客留言：{text}"

@@ -1,0 +1,426 @@
+"""After-sales tickets: 退款, 退货, 换货, 投诉.
+
+States: open → approved → (退货/换货) awaiting_return → return_shipped → refunded | closed;
+rejected; withdrawn by the customer. TICKET_TRANSITIONS is the one place that says which
+change is allowed; every change writes a ticket_event. Refunds go through orders.refund,
+so they never exceed what was paid minus what was already refunded."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.db import Database
+from models.tables import (
+    Item,
+    OrderLine,
+    OrderStatus,
+    ShopOrder,
+    Ticket,
+    TicketEvent,
+    TicketKind,
+    TicketMessage,
+    TicketStatus,
+)
+
+from . import notices, orders, outbox
+from .codes import new_code, normalise_code
+from .errors import InvalidValue, RefundTooLarge, ShopError
+from .limits import check_text
+from .orders import Actor
+
+T = TicketStatus
+K = TicketKind
+MAX_TICKET_TEXT = 500
+FIELD_TICKET_TEXT = "ticket_text"
+RETURN_SHIP_DAYS = 7  # an approved return not shipped back within this closes the ticket
+
+KIND_NAMES = {K.REFUND: "退款", K.RETURN: "退货", K.EXCHANGE: "换货", K.COMPLAINT: "投诉"}
+KIND_BY_NAME = {name: kind for kind, name in KIND_NAMES.items()}
+STATUS_NAMES = {
+    T.OPEN: "待处理",
+    T.APPROVED: "已同意",
+    T.AWAITING_RETURN: "待退货",
+    T.RETURN_SHIPPED: "退货中",
+    T.REFUNDED: "已退款",
+    T.CLOSED: "已完成",
+    T.REJECTED: "已拒绝",
+    T.WITHDRAWN: "已撤销",
+}
+STATUS_BY_NAME = {name: status for status, name in STATUS_NAMES.items()}
+TERMINAL = frozenset({T.REFUNDED, T.CLOSED, T.REJECTED, T.WITHDRAWN})
+
+TICKET_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
+    T.OPEN: frozenset({T.APPROVED, T.REJECTED, T.WITHDRAWN}),
+    T.APPROVED: frozenset({T.AWAITING_RETURN, T.REFUNDED, T.CLOSED}),
+    T.AWAITING_RETURN: frozenset({T.RETURN_SHIPPED, T.REFUNDED, T.CLOSED}),
+    T.RETURN_SHIPPED: frozenset({T.REFUNDED, T.CLOSED}),
+    T.REFUNDED: frozenset(),
+    T.CLOSED: frozenset(),
+    T.REJECTED: frozenset(),
+    T.WITHDRAWN: frozenset(),
+}
+ELIGIBLE_ORDER_STATUSES = frozenset(
+    {OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.COMPLETED}
+)
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+@dataclass
+class TicketNotFound(ShopError):
+    code: str
+
+
+@dataclass
+class TicketNotAllowed(ShopError):
+    """Why a ticket cannot be opened: order_status | window | no_reason | duplicate."""
+
+    why: str
+    kind: str
+    days: int = 0
+
+
+@dataclass
+class InvalidTicketTransition(ShopError):
+    status: str
+    action: str
+
+
+# --- windows ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Windows:
+    aftersale: timedelta  # 退款/退货 after completion (七天无理由)
+    exchange: timedelta  # 换货/投诉 after completion
+
+
+async def _items_allow_no_reason(session: AsyncSession, order: ShopOrder) -> bool:
+    rows = await session.execute(
+        select(Item.no_reason_return).join(OrderLine, OrderLine.item_id == Item.id).where(OrderLine.order_id == order.id)
+    )
+    return all(rows.scalars())
+
+
+async def check_eligible(session: AsyncSession, order: ShopOrder, kind: TicketKind, windows: Windows, now: datetime) -> None:
+    if OrderStatus(order.status) not in ELIGIBLE_ORDER_STATUSES:
+        raise TicketNotAllowed("order_status", kind.value)
+    money_back = kind in (K.REFUND, K.RETURN)
+    if order.status == OrderStatus.COMPLETED.value:
+        # After completion the clock runs: 七天无理由 for money back, longer for exchange
+        # and complaints.
+        window = windows.aftersale if money_back else windows.exchange
+        if order.closed_at is not None and now - order.closed_at > window:
+            raise TicketNotAllowed("window", kind.value, round(window.total_seconds() / 86400))
+        if money_back and not await _items_allow_no_reason(session, order):
+            raise TicketNotAllowed("no_reason", kind.value)
+    open_same = (
+        await session.execute(
+            select(Ticket.id).where(
+                Ticket.order_id == order.id,
+                Ticket.kind == kind.value,
+                Ticket.status.not_in([s.value for s in TERMINAL]),  # type: ignore[attr-defined]
+            )
+        )
+    ).first()
+    if open_same is not None:
+        raise TicketNotAllowed("duplicate", kind.value)
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketDetail:
+    ticket: Ticket
+    order_code: str
+    messages: list[TicketMessage]
+    events: list[TicketEvent]
+
+
+async def get_ticket(session: AsyncSession, shop_id: int, code: str, *, customer_id: int | None = None) -> Ticket:
+    """Another customer's ticket is indistinguishable from one that does not exist."""
+    code = normalise_code(code)
+    ticket = (
+        await session.execute(select(Ticket).where(Ticket.code == code, Ticket.shop_id == shop_id))
+    ).scalar_one_or_none()
+    if ticket is None or (customer_id is not None and ticket.user_id != customer_id):
+        raise TicketNotFound(code)
+    return ticket
+
+
+async def ticket_detail(session: AsyncSession, ticket: Ticket) -> TicketDetail:
+    order = await session.get(ShopOrder, ticket.order_id)
+    messages = await session.execute(
+        select(TicketMessage).where(TicketMessage.ticket_id == ticket.id).order_by(TicketMessage.id)  # type: ignore[arg-type]
+    )
+    events = await session.execute(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)  # type: ignore[arg-type]
+    )
+    return TicketDetail(ticket, order.code if order else "", list(messages.scalars()), list(events.scalars()))
+
+
+async def list_tickets(
+    session: AsyncSession, shop_id: int, *, customer_id: int | None = None, status: TicketStatus | None = None, limit: int = 20
+) -> list[tuple[Ticket, str]]:
+    """Customers: newest first. Staff: open ones first, oldest first (the queue)."""
+    query = select(Ticket, ShopOrder.code).join(ShopOrder, ShopOrder.id == Ticket.order_id).where(Ticket.shop_id == shop_id)
+    if customer_id is not None:
+        query = query.where(Ticket.user_id == customer_id).order_by(Ticket.created_at.desc(), Ticket.id.desc())  # type: ignore[attr-defined]
+    else:
+        if status is not None:
+            query = query.where(Ticket.status == status.value)
+        terminal = Ticket.status.in_([s.value for s in TERMINAL])  # type: ignore[attr-defined]
+        query = query.order_by(terminal, Ticket.created_at, Ticket.id)
+    rows = await session.execute(query.limit(limit))
+    return [(ticket, code) for ticket, code in rows]
+
+
+def images_of(message: TicketMessage) -> list[str]:
+    return list(json.loads(message.images or "[]"))
+
+
+# --- changes ------------------------------------------------------------------------
+
+
+def _move(session: AsyncSession, ticket: Ticket, target: TicketStatus, actor: Actor, action: str, now: datetime, reason: str = "") -> None:
+    if target not in TICKET_TRANSITIONS[TicketStatus(ticket.status)]:
+        raise InvalidTicketTransition(ticket.status, action)
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id or 0, at=now, actor=actor.kind, actor_id=actor.user_id,
+            from_status=ticket.status, to_status=target.value, action=action, reason=reason[:200],
+        )
+    )
+    ticket.status = target.value
+    ticket.updated_at = now
+    if target in TERMINAL:
+        ticket.closed_at = now
+
+
+def _check_text(text: str, *, required: bool) -> str:
+    text = text.strip()
+    if not text and not required:
+        return ""
+    return check_text(FIELD_TICKET_TEXT, text, MAX_TICKET_TEXT)
+
+
+async def add_message(
+    session: AsyncSession, ticket: Ticket, actor: Actor, text: str, images: list[str], now: datetime
+) -> TicketMessage:
+    text = _check_text(text, required=not images)
+    message = TicketMessage(
+        ticket_id=ticket.id or 0, author=actor.kind, author_id=actor.user_id, text=text,
+        images=json.dumps(images, ensure_ascii=False), at=now,
+    )
+    session.add(message)
+    ticket.updated_at = now
+    await session.flush()
+    return message
+
+
+async def _unused_code(session: AsyncSession) -> str:
+    while True:
+        code = new_code()
+        if (await session.execute(select(Ticket.id).where(Ticket.code == code))).first() is None:
+            return code
+
+
+async def open_ticket(
+    session: AsyncSession,
+    order: ShopOrder,
+    kind: TicketKind,
+    reason: str,
+    images: list[str],
+    actor: Actor,
+    group_id: int | None,
+    windows: Windows,
+    now: datetime,
+) -> Ticket:
+    reason = _check_text(reason, required=True)[:200]
+    await check_eligible(session, order, kind, windows, now)
+    ticket = Ticket(
+        code=await _unused_code(session), shop_id=order.shop_id, order_id=order.id or 0, user_id=order.user_id,
+        group_id=group_id, kind=kind.value, status=T.OPEN.value, reason=reason, created_at=now, updated_at=now,
+    )
+    session.add(ticket)
+    await session.flush()
+    session.add(
+        TicketEvent(ticket_id=ticket.id or 0, at=now, actor=actor.kind, actor_id=actor.user_id, from_status=None, to_status=T.OPEN.value, action="opened", reason=reason)
+    )
+    await add_message(session, ticket, actor, reason, images, now)
+    return ticket
+
+
+async def withdraw(session: AsyncSession, ticket: Ticket, actor: Actor, now: datetime) -> None:
+    _move(session, ticket, T.WITHDRAWN, actor, "withdrawn", now)
+    await session.flush()
+
+
+async def approve(
+    session: AsyncSession, ticket: Ticket, amount_fen: int | None, actor: Actor, reason: str, now: datetime
+) -> tuple[int, bool]:
+    """退款: refunds at once (default: everything still refundable) → refunded.
+    退货: → awaiting_return, the refund is made when staff /完成 after the parcel is back.
+    换货: → awaiting_return. 投诉: → approved. Returns (refund amount, refunded now)."""
+    kind = TicketKind(ticket.kind)
+    order = await session.get(ShopOrder, ticket.order_id)
+    assert order is not None
+    refundable = order.paid_fen - order.refunded_fen
+    if kind in (K.REFUND, K.RETURN):
+        amount = refundable if amount_fen is None else amount_fen
+        if amount <= 0:
+            raise InvalidValue("amount", "too_small", 1)
+        if amount > refundable:
+            raise RefundTooLarge(amount, refundable)
+        ticket.refund_fen = amount
+    elif amount_fen is not None:
+        raise InvalidTicketTransition(ticket.status, "approve_with_amount")
+    _move(session, ticket, T.APPROVED, actor, "approved", now, reason)
+    ticket.approved_at = now
+    if kind is K.REFUND:
+        await orders.refund(session, order, ticket.refund_fen, f"售后退款 {ticket.code}", actor, now)
+        _move(session, ticket, T.REFUNDED, actor, "refunded", now)
+        await session.flush()
+        return ticket.refund_fen, True
+    if kind in (K.RETURN, K.EXCHANGE):
+        _move(session, ticket, T.AWAITING_RETURN, actor, "awaiting_return", now)
+    await session.flush()
+    return ticket.refund_fen, False
+
+
+async def reject(session: AsyncSession, ticket: Ticket, actor: Actor, reason: str, now: datetime) -> None:
+    _move(session, ticket, T.REJECTED, actor, "rejected", now, _check_text(reason, required=True)[:200])
+    await session.flush()
+
+
+async def return_shipped(session: AsyncSession, ticket: Ticket, carrier: str, number: str, actor: Actor, now: datetime) -> None:
+    if ticket.status != T.AWAITING_RETURN.value:
+        raise InvalidTicketTransition(ticket.status, "return_shipped")
+    ticket.return_carrier, ticket.return_number = carrier, number
+    _move(session, ticket, T.RETURN_SHIPPED, actor, "return_shipped", now, f"{carrier} {number}")
+    await session.flush()
+
+
+async def complete(session: AsyncSession, ticket: Ticket, actor: Actor, now: datetime) -> tuple[int, bool]:
+    """/完成: 退货 → refund now (the parcel is back) → refunded; 换货/投诉 → closed.
+    A 退款 ticket is refunded on approval and cannot be completed again."""
+    kind = TicketKind(ticket.kind)
+    status = TicketStatus(ticket.status)
+    if kind is K.RETURN:
+        if status not in (T.AWAITING_RETURN, T.RETURN_SHIPPED):
+            raise InvalidTicketTransition(ticket.status, "complete")
+        order = await session.get(ShopOrder, ticket.order_id)
+        assert order is not None
+        amount = min(ticket.refund_fen, order.paid_fen - order.refunded_fen)
+        if amount > 0:
+            await orders.refund(session, order, amount, f"退货退款 {ticket.code}", actor, now)
+        _move(session, ticket, T.REFUNDED, actor, "refunded", now)
+        await session.flush()
+        return amount, True
+    if kind is K.REFUND or status not in (T.APPROVED, T.AWAITING_RETURN, T.RETURN_SHIPPED):
+        raise InvalidTicketTransition(ticket.status, "complete")
+    _move(session, ticket, T.CLOSED, actor, "closed", now)
+    await session.flush()
+    return 0, False
+
+
+# --- notices ------------------------------------------------------------------------
+
+
+def customer_target(ticket: Ticket) -> outbox.Target:
+    return outbox.Target("group", ticket.group_id) if ticket.group_id else outbox.Target("private", ticket.user_id)
+
+
+async def notify_customer(session: AsyncSession, ticket: Ticket, body: str, key: str, now: datetime) -> None:
+    segments = [outbox.at(ticket.user_id), outbox.text(" " + body)] if ticket.group_id else [outbox.text(body)]
+    await outbox.enqueue(session, customer_target(ticket), segments, f"ticket:{ticket.code}:{key}", now)
+
+
+async def notify_staff(session: AsyncSession, ticket: Ticket, owners: frozenset[int], body: str, key: str, now: datetime) -> None:
+    await notices.to_staff(session, ticket.shop_id, owners, body, f"ticket:{ticket.code}:{key}", now)
+
+
+# --- clocks -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketClockSettings:
+    remind_after: timedelta
+    escalate_after: timedelta
+    return_ship_within: timedelta = timedelta(days=RETURN_SHIP_DAYS)
+
+
+@dataclass
+class TicketClockReport:
+    reminded: list[str] = field(default_factory=list)
+    escalated: list[str] = field(default_factory=list)
+    expired_returns: list[str] = field(default_factory=list)
+
+
+async def run_ticket_clocks(
+    database: Database, owners: frozenset[int], settings: TicketClockSettings, now: datetime
+) -> TicketClockReport:
+    """Staff reminded of tickets open too long, the owner told later, approved returns
+    never shipped back closed. Each notice once (stamped on the ticket, deduped in the outbox)."""
+    report = TicketClockReport()
+    async with database.read() as session:
+        open_rows = list(
+            (await session.execute(select(Ticket).where(Ticket.status == T.OPEN.value, Ticket.created_at <= now - settings.remind_after))).scalars()
+        )
+        stale_returns = list(
+            (
+                await session.execute(
+                    select(Ticket).where(
+                        Ticket.status == T.AWAITING_RETURN.value,
+                        Ticket.approved_at <= now - settings.return_ship_within,  # type: ignore[operator]
+                    )
+                )
+            ).scalars()
+        )
+    for stale in open_rows:
+        async with database.write() as session:
+            ticket = await session.get(Ticket, stale.id)
+            if ticket is None or ticket.status != T.OPEN.value:
+                continue
+            if ticket.reminded_at is None:
+                ticket.reminded_at = now
+                await notify_staff(session, ticket, owners, reminder_text(ticket), "remind", now)
+                report.reminded.append(ticket.code)
+            if ticket.escalated_at is None and ticket.created_at <= now - settings.escalate_after:
+                ticket.escalated_at = now
+                for owner in sorted(owners):
+                    await outbox.enqueue(
+                        session, outbox.Target("private", owner), [outbox.text(escalation_text(ticket))], f"ticket:{ticket.code}:escalate:{owner}", now
+                    )
+                report.escalated.append(ticket.code)
+    for stale in stale_returns:
+        try:
+            async with database.write() as session:
+                ticket = await session.get(Ticket, stale.id)
+                if ticket is None or ticket.status != T.AWAITING_RETURN.value:
+                    continue
+                _move(session, ticket, T.CLOSED, Actor.system(), "return_expired", now, f"{RETURN_SHIP_DAYS} 天内未寄回")
+                await notify_customer(session, ticket, return_expired_text(ticket), "return_expired", now)
+                report.expired_returns.append(ticket.code)
+        except ShopError:
+            continue
+    return report
+
+
+def reminder_text(ticket: Ticket) -> str:
+    return f"工单号：{ticket.code}（{KIND_NAMES[TicketKind(ticket.kind)]}）已等待处理超过时限，请尽快 /同意 或 /拒绝。"
+
+
+def escalation_text(ticket: Ticket) -> str:
+    return f"【升级】工单号：{ticket.code}（{KIND_NAMES[TicketKind(ticket.kind)]}）长时间无人处理，顾客 {ticket.user_id}。"
+
+
+def return_expired_text(ticket: Ticket) -> str:
+    return f"工单号：{ticket.code} 同意退换后 {RETURN_SHIP_DAYS} 天内没有收到退货单号，工单已关闭。如仍需处理请重新发 /售后。"
