@@ -12,6 +12,7 @@ from models.tables import ShopOrder
 from . import outbox, staff
 from .money import format_fen
 from .outbox import Segment, Target
+from .privacy import mask_phones_in
 
 
 def customer_target(order: ShopOrder) -> Target:
@@ -20,7 +21,8 @@ def customer_target(order: ShopOrder) -> Target:
 
 def _customer_segments(order: ShopOrder, body: str) -> list[Segment]:
     if order.group_id:
-        return [outbox.at(order.user_id), outbox.text(" " + body)]
+        # Anything bound for a group passes the phone mask (tracking texts may carry one).
+        return [outbox.at(order.user_id), outbox.text(" " + mask_phones_in(body))]
     return [outbox.text(body)]
 
 

@@ -34,3 +34,11 @@ def city_of(address: str) -> str:
 
 def mask_name(name: str) -> str:
     return (name[:1] + "*" * max(1, len(name) - 1)) if name else ""
+
+
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+
+
+def mask_phones_in(text: str) -> str:
+    """Free text bound for a group (tracking events, notices): mobile numbers masked."""
+    return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)

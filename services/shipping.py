@@ -66,7 +66,7 @@ async def ship(
     session: AsyncSession, order: ShopOrder, carrier: Carrier, number: str, actor: Actor, now: datetime
 ) -> Shipment:
     """paid → shipped; tracking starts (the first poll is due at once)."""
-    if await shipment_of(session, order) is not None and order.status != S.PAID.value:
+    if order.status != S.PAID.value:
         raise InvalidTransition(order.status, "ship")
     orders.move(session, order, S.SHIPPED, actor, "shipped", now, detail=f"{carrier.name} {number}")
     shipment = Shipment(
@@ -130,7 +130,10 @@ async def add_manual_event(
         raise InvalidTransition(order.status, "track")
     state = TrackingState.SIGNED if signed else None
     event = TrackingEvent(at=now, text=text, state=state)
-    [row] = await _store_events(session, shipment, [event], "manual", now)
+    stored = await _store_events(session, shipment, [event], "manual", now)
+    if not stored:  # the very same text at the very same instant: already recorded
+        raise InvalidValue(FIELD_TRACKING_TEXT, "duplicate")
+    row = stored[0]
     if state is not None:
         shipment.state = state.value
     if signed:
@@ -203,10 +206,15 @@ async def poll_due(
             report.new_events += len(new_rows)
             previous = fresh_shipment.state
             fresh_shipment.state = result.state.value
-            if result.signed and fresh_order.status == S.SHIPPED.value:
+            if result.signed:
                 signed_at = result.events[-1].at if result.events else now
-                await _deliver(session, fresh_order, fresh_shipment, Actor.system(), now, signed_at)
-                report.delivered.append(fresh_order.code)
+                if fresh_order.status == S.SHIPPED.value:
+                    await _deliver(session, fresh_order, fresh_shipment, Actor.system(), now, signed_at)
+                    report.delivered.append(fresh_order.code)
+                else:
+                    # Refunded or completed meanwhile: the parcel is done, stop paying for polls.
+                    fresh_shipment.in_transit = False
+                    fresh_shipment.delivered_at = fresh_shipment.delivered_at or signed_at
             elif new_rows and result.state.value != previous:
                 latest = new_rows[-1]
                 await notices.to_customer(

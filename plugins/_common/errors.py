@@ -44,6 +44,8 @@ def _invalid_value(error: e.InvalidValue) -> str:
         return f"没有叫“{error.limit}”的分类，发 /分类 查看全部分类。"
     if error.field == limits.FIELD_CATEGORY and error.reason == "digits":
         return "分类名不能全是数字（/商品 后面的数字会被当成页码），例如写成“2024新品”。"
+    if error.field == "tracking_text" and error.reason == "duplicate":
+        return "这条物流刚刚已经记录过了。"
     if error.field == limits.FIELD_VARIANT_NAME and error.reason == "duplicate":
         return f"这个商品已有叫“{error.limit}”的规格，请换个名字。"
     if error.field == limits.FIELD_PHONE:

@@ -12,6 +12,7 @@ from services.catalog import VariantRef
 from services.checkout import Summary
 from services.money import format_fen
 from services.order_rules import Mode, status_name
+from services.privacy import mask_phones_in
 from services.shipping import TrackingView
 
 CONFIRM_PROMPT = '回复"确认"提交订单，回复"取消"放弃'
@@ -221,7 +222,8 @@ def order_detail(
         reason = f"（{request.reason}）" if request.reason else ""
         out.append(f"待店家审核：{_REQUEST_NAMES[request.kind]}{reason}")
     if tracking is not None:
-        latest = f"，最新：{tracking.events[-1].text}" if tracking.events else ""
+        latest_text = tracking.events[-1].text if tracking.events else ""
+        latest = f"，最新：{mask_phones_in(latest_text) if in_group else latest_text}" if latest_text else ""
         out.append(f"物流：{tracking.shipment.carrier_name} {tracking.shipment.number}{latest}（/物流 {order.code}）")
     if order.status == "pending_payment" and order.expires_at is not None:
         out.append(f"请在 {local_time(order.expires_at, zone)} 前付款：/付款 {order.code}")

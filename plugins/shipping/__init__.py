@@ -65,7 +65,7 @@ async def track(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.read() as session:
         order = await orders.get_order(session, ctx.shop_id, code, customer_id=None if ctx.is_staff else ctx.user_id)
         view = await shipping.tracking_view(session, order)
-    return Reply(render.tracking(order, view, ctx.runtime.settings.timezone))
+    return Reply(render.tracking(order, view, ctx.runtime.settings.timezone, in_group=ctx.in_group))
 
 
 @command(
@@ -80,9 +80,10 @@ async def track(ctx: CommandContext) -> Reply:
 async def track_update(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     text = ctx.args.rest("描述")
-    signed = text == "签收" or text.endswith((" 签收", "\t签收"))
-    if signed and text != "签收":
-        text = text[: -len("签收")].strip()
+    words = text.split()  # any white space, the IME's full-width space included
+    signed = words[-1] == "签收"
+    if signed and len(words) > 1:
+        text = text.rstrip()[: -len("签收")].rstrip()
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code)

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from models.tables import ShopOrder
 from plugins._common.views import local_time
 from services.order_rules import status_name
+from services.privacy import mask_phones_in
 from services.shipping import TrackingView
 from services.tracking import TRACKING_STATE_NAMES, TrackingState
 
@@ -15,7 +16,7 @@ def shipped(order: ShopOrder, carrier: str, number: str) -> str:
     return f"已发货：订单号：{order.code}，{carrier} {number}。已通知顾客，物流会自动跟踪。"
 
 
-def tracking(order: ShopOrder, view: TrackingView | None, zone: ZoneInfo) -> str:
+def tracking(order: ShopOrder, view: TrackingView | None, zone: ZoneInfo, *, in_group: bool = False) -> str:
     if view is None:
         return f"订单号：{order.code} {status_name(order.status)}，还没有发货。"
     shipment = view.shipment
@@ -25,7 +26,8 @@ def tracking(order: ShopOrder, view: TrackingView | None, zone: ZoneInfo) -> str
     if not view.events:
         lines.append("暂无物流信息，揽收后会自动更新。")
     for event in reversed(view.events[-10:]):
-        lines.append(f"{local_time(event.at, zone)} {event.text}")
+        text = mask_phones_in(event.text) if in_group else event.text
+        lines.append(f"{local_time(event.at, zone)} {text}")
     return "\n".join(lines)
 
 

@@ -334,3 +334,73 @@ PROXY_VARIABLES = (
     "https_proxy",
     "all_proxy",
 )
+
+
+# --- shipping helpers (tests/plugins/test_shipping_commands.py) ----------------------
+
+
+async def ship_order(
+    shop: Any,
+    code: str,
+    carrier: str = "顺丰",
+    number: str = "SF1234567890",
+    *,
+    at: Any = None,
+    by: int = OWNER_ID,
+) -> None:
+    """Ships a paid order through the service (`at`: the shipping time, default now)."""
+    from models.types import utcnow
+    from services.orders import Actor, get_order
+    from services.shipping import ship
+    from services.tracking import normalise_carrier
+
+    async with shop.database.write() as session:
+        order = await get_order(session, shop.shop_id, code)
+        await ship(
+            session, order, normalise_carrier(carrier), number, Actor("owner", by), at or utcnow()
+        )
+
+
+async def add_tracking_event(
+    shop: Any, code: str, text: str, *, signed: bool = False, at: Any = None, by: int = OWNER_ID
+) -> None:
+    """One manual tracking event through the service (`signed`: the parcel is delivered)."""
+    from models.types import utcnow
+    from services.orders import Actor, get_order
+    from services.shipping import add_manual_event
+
+    async with shop.database.write() as session:
+        order = await get_order(session, shop.shop_id, code)
+        await add_manual_event(session, order, text, signed, Actor("owner", by), at or utcnow())
+
+
+async def shipment_of_order(shop: Any, code: str) -> Any:
+    """The order's Shipment row, or None."""
+    from sqlalchemy import select
+
+    from models.tables import Shipment, ShopOrder
+
+    async with shop.database.read() as session:
+        found = await session.execute(
+            select(Shipment)
+            .join(ShopOrder, ShopOrder.id == Shipment.order_id)
+            .where(ShopOrder.code == code)
+        )
+        return found.scalar_one_or_none()
+
+
+async def tracking_events_of(shop: Any, code: str) -> list[Any]:
+    """The order's stored tracking events, oldest first."""
+    from sqlalchemy import select
+
+    from models.tables import Shipment, ShopOrder, TrackingEventRow
+
+    async with shop.database.read() as session:
+        found = await session.execute(
+            select(TrackingEventRow)
+            .join(Shipment, Shipment.id == TrackingEventRow.shipment_id)
+            .join(ShopOrder, ShopOrder.id == Shipment.order_id)
+            .where(ShopOrder.code == code)
+            .order_by(TrackingEventRow.at, TrackingEventRow.id)  # type: ignore[arg-type]
+        )
+        return list(found.scalars())
