@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db import Database
@@ -117,7 +117,7 @@ async def check_eligible(session: AsyncSession, order: ShopOrder, kind: TicketKi
         # and complaints.
         window = windows.aftersale if money_back else windows.exchange
         if order.closed_at is not None and now - order.closed_at > window:
-            raise TicketNotAllowed("window", kind.value, round(window.total_seconds() / 86400))
+            raise TicketNotAllowed("window", kind.value, max(1, round(window.total_seconds() / 86400)))
         if money_back and not await _items_allow_no_reason(session, order):
             raise TicketNotAllowed("no_reason", kind.value)
     open_same = (
@@ -243,18 +243,19 @@ async def open_ticket(
     windows: Windows,
     now: datetime,
 ) -> Ticket:
-    reason = _check_text(reason, required=True)[:200]
+    text = _check_text(reason, required=True)
     await check_eligible(session, order, kind, windows, now)
     ticket = Ticket(
         code=await _unused_code(session), shop_id=order.shop_id, order_id=order.id or 0, user_id=order.user_id,
-        group_id=group_id, kind=kind.value, status=T.OPEN.value, reason=reason, created_at=now, updated_at=now,
+        group_id=group_id, kind=kind.value, status=T.OPEN.value, reason=text[:200], created_at=now, updated_at=now,
     )
     session.add(ticket)
     await session.flush()
     session.add(
-        TicketEvent(ticket_id=ticket.id or 0, at=now, actor=actor.kind, actor_id=actor.user_id, from_status=None, to_status=T.OPEN.value, action="opened", reason=reason)
+        TicketEvent(ticket_id=ticket.id or 0, at=now, actor=actor.kind, actor_id=actor.user_id, from_status=None, to_status=T.OPEN.value, action="opened", reason=text[:200])
     )
-    await add_message(session, ticket, actor, reason, images, now)
+    # The first message keeps the customer's whole description; the ticket row keeps a summary.
+    await add_message(session, ticket, actor, text, images, now)
     return ticket
 
 
@@ -270,6 +271,9 @@ async def approve(
     退货: → awaiting_return, the refund is made when staff /完成 after the parcel is back.
     换货: → awaiting_return. 投诉: → approved. Returns (refund amount, refunded now)."""
     kind = TicketKind(ticket.kind)
+    # Status first: a finished ticket is refused as such, not for its money.
+    if T.APPROVED not in TICKET_TRANSITIONS[TicketStatus(ticket.status)]:
+        raise InvalidTicketTransition(ticket.status, "approved")
     order = await session.get(ShopOrder, ticket.order_id)
     assert order is not None
     refundable = order.paid_fen - order.refunded_fen
@@ -372,7 +376,16 @@ async def run_ticket_clocks(
     report = TicketClockReport()
     async with database.read() as session:
         open_rows = list(
-            (await session.execute(select(Ticket).where(Ticket.status == T.OPEN.value, Ticket.created_at <= now - settings.remind_after))).scalars()
+            (
+                await session.execute(
+                    select(Ticket).where(
+                        Ticket.status == T.OPEN.value,
+                        Ticket.created_at <= now - settings.remind_after,
+                        # Finished work is not re-read on every tick.
+                        or_(Ticket.reminded_at.is_(None), Ticket.escalated_at.is_(None)),  # type: ignore[union-attr]
+                    )
+                )
+            ).scalars()
         )
         stale_returns = list(
             (
