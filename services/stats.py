@@ -10,7 +10,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.tables import OrderLine, OrderRequest, OrderStatus, Refund, RequestStatus, ShopOrder
+from models.tables import (
+    OrderLine,
+    OrderRequest,
+    OrderStatus,
+    Refund,
+    RequestStatus,
+    ShopOrder,
+    Ticket,
+)
+
+from .aftersales import TERMINAL as TICKET_TERMINAL
 
 PERIODS = {"今日": 1, "今天": 1, "7天": 7, "30天": 30}
 
@@ -26,6 +36,7 @@ class ShopStats:
     best_sellers: list[tuple[str, int]]
     to_ship: int
     pending_requests: int
+    open_tickets: int = 0
 
 
 def window_start(now: datetime, days: int, zone: ZoneInfo) -> datetime:
@@ -71,7 +82,14 @@ async def shop_stats(session: AsyncSession, shop_id: int, label: str, now: datet
             .where(in_shop, OrderRequest.status == RequestStatus.PENDING.value)
         )
     ).scalar_one()
+    open_tickets = (
+        await session.execute(
+            select(func.count())
+            .select_from(Ticket)
+            .where(Ticket.shop_id == shop_id, Ticket.status.not_in([s.value for s in TICKET_TERMINAL]))  # type: ignore[attr-defined]
+        )
+    ).scalar_one()
     return ShopStats(
         label, since, int(orders), int(paid_orders), int(revenue), int(refunds),
-        [(name, int(sold)) for name, sold in best], int(to_ship), int(pending),
+        [(name, int(sold)) for name, sold in best], int(to_ship), int(pending), int(open_tickets),
     )

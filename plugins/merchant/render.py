@@ -161,5 +161,7 @@ def stats(result: ShopStats, zone: ZoneInfo) -> str:
     ]
     if result.best_sellers:
         lines.append("热销：" + "，".join(f"{name} ×{sold}" for name, sold in result.best_sellers))
-    lines.append(f"待发货 {result.to_ship} 单；待审核申请 {result.pending_requests} 个")
+    lines.append(
+        f"待发货 {result.to_ship} 单；待审核申请 {result.pending_requests} 个；处理中的售后工单 {result.open_tickets} 个"
+    )
     return "\n".join(lines)

@@ -134,6 +134,34 @@ async def test_stats_counts_revenue_refunds_and_best_sellers(shop: Any) -> None:
     assert today.best_sellers == [("冷萃咖啡液", 3)]  # the refunded order does not count
     assert today.to_ship == 2  # a backlog, not a window: the old paid order still waits
     assert month.orders == 3  # the 40-day-old order is outside every window
+    assert today.open_tickets == 0
+
+
+async def test_stats_count_open_tickets_only(shop: Any) -> None:
+    from datetime import timedelta as days
+
+    from models.tables import TicketKind
+    from models.types import utcnow
+    from services import aftersales, orders, stats
+    from services.orders import Actor
+
+    await seed_demo(shop)
+    codes = []
+    for _ in range(2):
+        code = await seed_order(shop, CUSTOMER_ID)
+        await pay_order(shop, code)
+        codes.append(code)
+    windows = aftersales.Windows(days(days=7), days(days=15))
+    customer = Actor("customer", CUSTOMER_ID)
+    async with shop.database.write() as session:
+        tickets = []
+        for code in codes:
+            order = await orders.get_order(session, shop.shop_id, code)
+            tickets.append(await aftersales.open_ticket(session, order, TicketKind.COMPLAINT, "慢", [], customer, None, windows, utcnow()))
+        await aftersales.withdraw(session, tickets[1], customer, utcnow())
+    async with shop.database.read() as session:
+        today = await stats.shop_stats(session, shop.shop_id, "今日", utcnow(), SHANGHAI)
+    assert today.open_tickets == 1
 
 
 async def test_stats_command(app: App, shop: Any, completed: str) -> None:
