@@ -32,6 +32,7 @@ from .codes import new_code, normalise_code
 from .errors import InvalidValue, RefundTooLarge, ShopError
 from .limits import check_text
 from .orders import Actor
+from .privacy import mask_phones_in
 
 T = TicketStatus
 K = TicketKind
@@ -279,6 +280,8 @@ async def approve(
     refundable = order.paid_fen - order.refunded_fen
     if kind in (K.REFUND, K.RETURN):
         amount = refundable if amount_fen is None else amount_fen
+        if refundable <= 0:
+            raise RefundTooLarge(amount, 0)  # nothing left: rendered as "already fully refunded"
         if amount <= 0:
             raise InvalidValue("amount", "too_small", 1)
         if amount > refundable:
@@ -343,7 +346,8 @@ def customer_target(ticket: Ticket) -> outbox.Target:
 
 
 async def notify_customer(session: AsyncSession, ticket: Ticket, body: str, key: str, now: datetime) -> None:
-    segments = [outbox.at(ticket.user_id), outbox.text(" " + body)] if ticket.group_id else [outbox.text(body)]
+    # Staff text may carry a phone number: nothing bound for a group goes out unmasked.
+    segments = [outbox.at(ticket.user_id), outbox.text(" " + mask_phones_in(body))] if ticket.group_id else [outbox.text(body)]
     await outbox.enqueue(session, customer_target(ticket), segments, f"ticket:{ticket.code}:{key}", now)
 
 

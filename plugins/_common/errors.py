@@ -162,6 +162,8 @@ def render_error(error: e.ShopError) -> str:
             return f"已有一个{_REQUEST_NAMES.get(kind, '')}申请在等店家审核，请耐心等待。"
         case e.NoPendingRequest(code=code):
             return f"订单 {code} 没有待审核的申请。"
+        case e.RefundTooLarge(refundable=0):
+            return "这个订单已经全额退款，没有可退的金额了。售后工单请用 /拒绝 <工单号> <原因> 说明。"
         case e.RefundTooLarge(requested=requested, refundable=refundable):
             return f"退款金额 {format_fen(requested)} 超过可退金额 {format_fen(refundable)}。"
         case e.AlreadyPaid(code=code):

@@ -84,7 +84,7 @@ async def show_ticket(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.read() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=None if ctx.is_staff else ctx.user_id)
         view = await aftersales.ticket_detail(session, ticket)
-    return Reply(render.detail(view, ctx.runtime.settings.timezone))
+    return Reply(render.detail(view, ctx.runtime.settings.timezone, in_group=ctx.in_group))
 
 
 @command("留言", aliases=("reply",), usage="留言 <工单号> <内容>（可附图片）", example="留言 7K2M9QH3XA 补充一张照片", summary="给店家补充说明", area=AREA)

@@ -8,6 +8,7 @@ from models.tables import Ticket, TicketKind, TicketStatus
 from plugins._common.views import local_time
 from services.aftersales import KIND_NAMES, STATUS_NAMES, TicketDetail, images_of
 from services.money import format_fen
+from services.privacy import mask_phones_in
 
 __all__ = ["format_fen"]
 
@@ -48,7 +49,10 @@ def ticket_list(rows: list[tuple[Ticket, str]], zone: ZoneInfo, *, staff: bool) 
     return "\n".join(lines)
 
 
-def detail(view: TicketDetail, zone: ZoneInfo) -> str:
+def detail(view: TicketDetail, zone: ZoneInfo, *, in_group: bool = False) -> str:
+    def shown(text: str) -> str:
+        return mask_phones_in(text) if in_group else text
+
     ticket = view.ticket
     lines = [f"工单号：{ticket.code}", f"{_kind(ticket)} · {_status(ticket)} · 订单号：{view.order_code}"]
     if ticket.refund_fen:
@@ -59,10 +63,10 @@ def detail(view: TicketDetail, zone: ZoneInfo) -> str:
     for message in view.messages:
         images = images_of(message)
         pictures = f" [图片 {len(images)} 张]" if images else ""
-        lines.append(f"{local_time(message.at, zone)} {_ACTORS.get(message.author, message.author)}：{message.text}{pictures}")
+        lines.append(f"{local_time(message.at, zone)} {_ACTORS.get(message.author, message.author)}：{shown(message.text)}{pictures}")
     lines.append("记录：")
     for event in view.events:
-        reason = f" {event.reason}" if event.reason and event.action != "opened" else ""
+        reason = f" {shown(event.reason)}" if event.reason and event.action != "opened" else ""
         lines.append(f"{local_time(event.at, zone)} {_ACTIONS.get(event.action, event.action)}（{_ACTORS.get(event.actor, event.actor)}）{reason}")
     return "\n".join(lines)
 
@@ -93,6 +97,8 @@ def rejected(ticket: Ticket) -> str:
 
 
 def completed(ticket: Ticket, amount: int, refunded: bool) -> str:
+    if refunded and amount == 0:
+        return f"工单号：{ticket.code} 已完成（订单此前已全额退款，无需再退）。"
     if refunded:
         return f"已完成并退款 {format_fen(amount)}。工单号：{ticket.code}"
     return f"工单号：{ticket.code} 已完成。"

@@ -404,3 +404,62 @@ async def tracking_events_of(shop: Any, code: str) -> list[Any]:
             .order_by(TrackingEventRow.at, TrackingEventRow.id)  # type: ignore[arg-type]
         )
         return list(found.scalars())
+
+
+# --- after-sales helpers (tests/plugins/test_aftersales_commands.py) -----------------
+
+
+def coloured_png(red: int, green: int, blue: int) -> bytes:
+    """A valid 1x1 PNG of one colour: distinct colours give distinct bytes (and files)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return (
+            struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(bytes((0, red, green, blue)))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def serve_images(bodies: dict[str, bytes]) -> Any:
+    """A context manager: a local HTTP server answering GET /<name> with `bodies[name]`
+    (image/png); yields {name: url}. Proxy variables must be cleared by the caller."""
+    import contextlib
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = bodies.get(self.path.lstrip("/"))
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    @contextlib.contextmanager
+    def running() -> Any:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        host, port = server.server_address[:2]
+        try:
+            yield {name: f"http://{host}:{port}/{name}" for name in bodies}
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+
+    return running()
