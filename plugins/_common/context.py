@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.orders import Actor
 from services.staff import Role
 
 from .args import ArgReader
 from .registry import Command
 from .runtime import ShopRuntime
+
+_ACTOR_KINDS = {Role.CUSTOMER: "customer", Role.STAFF: "staff", Role.OWNER: "owner"}
 
 
 @dataclass
@@ -41,6 +44,11 @@ class CommandContext:
     @property
     def is_staff(self) -> bool:
         return self.role >= Role.STAFF
+
+    @property
+    def actor(self) -> Actor:
+        """Who is acting, as order and ticket events record it."""
+        return Actor(_ACTOR_KINDS[self.role], self.user_id)
 
     def usage_line(self) -> str:
         return usage_line(self.command, self.runtime.prefixes)

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from services.privacy import city_of, mask_name, mask_phone
 
+ACTOR_NAMES = {"customer": "顾客", "staff": "店员", "owner": "店主", "system": "系统"}
+
 
 def address_text(name: str, phone: str, detail: str, *, in_group: bool) -> str:
     if in_group:

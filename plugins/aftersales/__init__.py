@@ -14,7 +14,6 @@ from plugins._common.registry import command
 from services import aftersales, orders
 from services.aftersales import STATUS_BY_NAME, Windows
 from services.media import download_image
-from services.orders import Actor
 from services.staff import Role
 from services.tracking import check_tracking_number, normalise_carrier
 
@@ -31,10 +30,6 @@ STAFF_AREA = "售后处理"
 MAX_IMAGES = 5
 _KINDS = {"退款": TicketKind.REFUND, "退货": TicketKind.RETURN, "换货": TicketKind.EXCHANGE, "投诉": TicketKind.COMPLAINT,
           "refund": TicketKind.REFUND, "return": TicketKind.RETURN, "exchange": TicketKind.EXCHANGE, "complaint": TicketKind.COMPLAINT}
-
-
-def _actor(ctx: CommandContext) -> Actor:
-    return Actor({0: "customer", 1: "staff", 2: "owner"}[int(ctx.role)], ctx.user_id)
 
 
 def _windows(ctx: CommandContext) -> Windows:
@@ -71,7 +66,7 @@ async def aftersale(ctx: CommandContext) -> Reply:
     images = await _images(ctx)
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        ticket = await aftersales.open_ticket(session, order, kind, reason, images, _actor(ctx), ctx.group_id, _windows(ctx), now)
+        ticket = await aftersales.open_ticket(session, order, kind, reason, images, ctx.actor, ctx.group_id, _windows(ctx), now)
         await aftersales.notify_staff(session, ticket, ctx.runtime.access.owners, render.staff_new_ticket(ticket, order.code), "opened", now)
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.opened(ticket, order.code, len(images)))
@@ -97,7 +92,7 @@ async def customer_message(ctx: CommandContext) -> Reply:
     images = await _images(ctx)
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        message = await aftersales.add_message(session, ticket, _actor(ctx), text, images, now)
+        message = await aftersales.add_message(session, ticket, ctx.actor, text, images, now)
         await aftersales.notify_staff(
             session, ticket, ctx.runtime.access.owners, render.staff_new_message(ticket, text or "[图片]"), f"message:{message.id}", now
         )
@@ -117,7 +112,7 @@ async def return_parcel(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        await aftersales.return_shipped(session, ticket, carrier.name, number, _actor(ctx), now)
+        await aftersales.return_shipped(session, ticket, carrier.name, number, ctx.actor, now)
         await aftersales.notify_staff(
             session, ticket, ctx.runtime.access.owners, f"工单号：{ticket.code} 顾客已寄回：{carrier.name} {number}", "return_shipped", now
         )
@@ -131,7 +126,7 @@ async def withdraw(ctx: CommandContext) -> Reply:
     ctx.args.end()
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        await aftersales.withdraw(session, ticket, _actor(ctx), utcnow())
+        await aftersales.withdraw(session, ticket, ctx.actor, utcnow())
     return Reply(render.withdrawn(ticket))
 
 
@@ -158,7 +153,7 @@ async def staff_reply(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
-        message = await aftersales.add_message(session, ticket, _actor(ctx), text, [], now)
+        message = await aftersales.add_message(session, ticket, ctx.actor, text, [], now)
         await aftersales.notify_customer(session, ticket, render.customer_reply(ticket, message.text), f"message:{message.id}", now)
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.message_added(ticket, staff=True))
@@ -175,7 +170,7 @@ async def approve(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
-        refund, refunded = await aftersales.approve(session, ticket, amount, _actor(ctx), "", now)
+        refund, refunded = await aftersales.approve(session, ticket, amount, ctx.actor, "", now)
         verdict = f"已同意并退款 {render.format_fen(refund)}" if refunded else (
             "已同意，请按店家说明寄回，并发 /退货单号 <工单号> <快递公司> <运单号>" if ticket.status == "awaiting_return" else "已同意"
         )
@@ -191,7 +186,7 @@ async def reject(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
-        await aftersales.reject(session, ticket, _actor(ctx), reason, now)
+        await aftersales.reject(session, ticket, ctx.actor, reason, now)
         await aftersales.notify_customer(session, ticket, render.customer_decision(ticket, "未通过", reason), "rejected", now)
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.rejected(ticket))
@@ -204,7 +199,7 @@ async def complete(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
-        amount, refunded = await aftersales.complete(session, ticket, _actor(ctx), now)
+        amount, refunded = await aftersales.complete(session, ticket, ctx.actor, now)
         verdict = f"已完成，退款 {render.format_fen(amount)}" if refunded else "已完成"
         await aftersales.notify_customer(session, ticket, render.customer_decision(ticket, verdict, ""), "completed", now)
     ctx.runtime.outbox_wakeup.set()

@@ -5,14 +5,14 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from models.tables import Ticket, TicketKind, TicketStatus
-from plugins._common.views import local_time
+from plugins._common.views import ACTOR_NAMES, local_time
 from services.aftersales import KIND_NAMES, STATUS_NAMES, TicketDetail, images_of
 from services.money import format_fen
 from services.privacy import mask_phones_in
 
 __all__ = ["format_fen"]
 
-_ACTORS = {"customer": "顾客", "staff": "店员", "owner": "店主", "system": "系统"}
+_ACTORS = ACTOR_NAMES
 _ACTIONS = {
     "opened": "提交", "approved": "同意", "rejected": "拒绝", "withdrawn": "撤销",
     "awaiting_return": "等待退货", "return_shipped": "寄回", "refunded": "退款", "closed": "完成",

@@ -10,7 +10,6 @@ from plugins._common.registry import command
 from services import notices, orders, stats
 from services.media import download_image
 from services.order_rules import STATUS_BY_NAME
-from services.orders import Actor
 from services.shop import set_payment_info
 from services.staff import Role
 
@@ -18,10 +17,6 @@ from . import render
 
 AREA = "订单管理"
 _DECISIONS = {"同意": True, "拒绝": False, "approve": True, "reject": False}
-
-
-def staff_actor(ctx: CommandContext) -> Actor:
-    return Actor("owner" if ctx.role >= Role.OWNER else "staff", ctx.user_id)
 
 
 @command(
@@ -62,7 +57,7 @@ async def record_payment(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code)
         recorded = await orders.record_payment(
-            session, order, "manual", f"manual:{order.code}", order.total_fen, staff_actor(ctx), now
+            session, order, "manual", f"manual:{order.code}", order.total_fen, ctx.actor, now
         )
         if recorded:
             await notices.to_customer(session, order, notices.payment_received(order), "paid", now)
@@ -87,7 +82,7 @@ async def decide(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code)
-        decided = await orders.decide(session, order, approve, staff_actor(ctx), reason, now)
+        decided = await orders.decide(session, order, approve, ctx.actor, reason, now)
         for request in decided:
             await notices.to_customer(
                 session, order, notices.request_decided(order, request.kind, approve, reason), f"request:{request.id}", now
@@ -114,7 +109,7 @@ async def refund(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code)
-        refunded, fully = await orders.refund(session, order, amount, reason, staff_actor(ctx), now)
+        refunded, fully = await orders.refund(session, order, amount, reason, ctx.actor, now)
         await notices.to_customer(
             session, order, notices.refunded(order, refunded, fully), f"refund:{order.refunded_fen}", now
         )

@@ -16,7 +16,6 @@ from services.codes import looks_like_code
 from services.errors import NoAddress, ShopError
 from services.media import load_image
 from services.order_rules import STATUS_BY_NAME, Mode
-from services.orders import Actor
 from services.shop import get_shop
 
 from . import render
@@ -28,11 +27,6 @@ __plugin_meta__ = PluginMetadata(
 )
 
 AREA = "下单"
-
-
-def actor(ctx: CommandContext) -> Actor:
-    kind = {0: "customer", 1: "staff", 2: "owner"}[int(ctx.role)]
-    return Actor(kind, ctx.user_id)
 
 
 def chat_key(ctx: CommandContext) -> str:
@@ -314,7 +308,7 @@ async def amend(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     field = ctx.args.choice("修改项", _AMEND_FIELDS)
     now = utcnow()
-    who = actor(ctx)
+    who = ctx.actor
     if field == "address":
         number = ctx.args.number("地址序号")
         ctx.args.end()
@@ -354,7 +348,7 @@ async def cancel(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        mode = await orders.cancel(session, order, actor(ctx), reason, now)
+        mode = await orders.cancel(session, order, ctx.actor, reason, now)
         if mode is Mode.REQUEST:
             await notices.to_staff(
                 session, ctx.shop_id, ctx.runtime.access.owners,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from models.tables import Address, OrderEvent, OrderLine, OrderRequest, ShopOrder
-from plugins._common.views import address_text, local_time
+from plugins._common.views import ACTOR_NAMES, address_text, local_time
 from services.addresses import AddressSnapshot
 from services.cart import CartView
 from services.catalog import VariantRef
@@ -18,7 +18,7 @@ from services.shipping import TrackingView
 CONFIRM_PROMPT = '回复"确认"提交订单，回复"取消"放弃'
 ADDRESS_FORMAT = "<姓名> <手机号> <详细地址>"
 
-_ACTORS = {"customer": "顾客", "staff": "店员", "owner": "店主", "system": "系统"}
+_ACTORS = ACTOR_NAMES
 _ACTIONS = {
     "created": "下单",
     "paid": "确认收款",

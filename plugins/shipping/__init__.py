@@ -9,7 +9,6 @@ from plugins._common.args import UsageError
 from plugins._common.context import CommandContext, Reply
 from plugins._common.registry import command
 from services import groups, notices, orders, outbox, shipping
-from services.orders import Actor
 from services.staff import Role
 from services.tracking import check_tracking_number, normalise_carrier
 
@@ -23,10 +22,6 @@ __plugin_meta__ = PluginMetadata(
 
 AREA = "发货与物流"
 MAX_ANNOUNCEMENT = 500
-
-
-def _actor(ctx: CommandContext) -> Actor:
-    return Actor({0: "customer", 1: "staff", 2: "owner"}[int(ctx.role)], ctx.user_id)
 
 
 @command(
@@ -46,7 +41,7 @@ async def ship(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code)
-        await shipping.ship(session, order, carrier, number, _actor(ctx), now)
+        await shipping.ship(session, order, carrier, number, ctx.actor, now)
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.shipped(order, carrier.name, number))
 
@@ -87,7 +82,7 @@ async def track_update(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code)
-        await shipping.add_manual_event(session, order, text, signed, _actor(ctx), now)
+        await shipping.add_manual_event(session, order, text, signed, ctx.actor, now)
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.event_added(order, text, signed))
 
@@ -105,7 +100,7 @@ async def confirm_received(ctx: CommandContext) -> Reply:
     ctx.args.end()
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        await shipping.confirm_received(session, order, _actor(ctx), utcnow())
+        await shipping.confirm_received(session, order, ctx.actor, utcnow())
     return Reply(render.received(order))
 
 
