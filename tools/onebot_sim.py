@@ -401,6 +401,12 @@ class OneBotSimulator:
     order they arrived. ``events`` holds every event the simulator posted.
     """
 
+    # When set, ask_private/ask_group only take a message sent with one of these actions
+    # as the answer. A bot that sends its replies with send_msg and its own notices with
+    # send_private_msg/send_group_msg (as this project's outbox does) can then be asked
+    # without a queued notice being mistaken for the answer.
+    reply_actions: frozenset[str] | None = None
+
     def __init__(
         self,
         url: str = DEFAULT_URL,
@@ -897,6 +903,12 @@ class OneBotSimulator:
         await asyncio.sleep(within)
         return [m for m in self.sent[start:] if predicate is None or predicate(m)]
 
+    def _answer(self, predicate: SendPredicate) -> SendPredicate:
+        actions = self.reply_actions
+        if actions is None:
+            return predicate
+        return lambda m: m.action in actions and predicate(m)
+
     @staticmethod
     def to_private(user_id: int) -> SendPredicate:
         return lambda m: m.target_type == "private" and m.target_id == int(user_id)
@@ -926,7 +938,7 @@ class OneBotSimulator:
         start = len(self.sent)
         await self.send_private(user_id, message, nickname)
         try:
-            return await self.wait_for_send(self.to_private(user_id), timeout, since=start)
+            return await self.wait_for_send(self._answer(self.to_private(user_id)), timeout, since=start)
         except TimeoutError:
             raise self._unanswered(start, f"private {user_id} {message!r}", timeout) from None
 
@@ -944,7 +956,7 @@ class OneBotSimulator:
         start = len(self.sent)
         await self.send_group(group_id, user_id, message, role, nickname)
         try:
-            return await self.wait_for_send(self.to_group(group_id), timeout, since=start)
+            return await self.wait_for_send(self._answer(self.to_group(group_id)), timeout, since=start)
         except TimeoutError:
             raise self._unanswered(start, f"group {group_id} {message!r}", timeout) from None
 

@@ -143,12 +143,16 @@ async def dispatch_once(runtime: ShopRuntime, pacer: outbox.Pacer, bot: Bot | No
         if wait > 0:
             await asyncio.sleep(wait)
         params: dict[str, Any] = {"message": _materialise(outbox.decode(message), runtime)}
+        # The dedicated actions (not send_msg, which direct replies use) keep the shop's own
+        # notices distinguishable from answers in OneBot logs and in the simulator.
         if message.target_type == "group":
-            params.update(message_type="group", group_id=message.target_id)
+            action = "send_group_msg"
+            params["group_id"] = message.target_id
         else:
-            params.update(message_type="private", user_id=message.target_id)
+            action = "send_private_msg"
+            params["user_id"] = message.target_id
         try:
-            await bot.call_api("send_msg", **params)
+            await bot.call_api(action, **params)
         except Exception as error:  # the adapter raises many kinds; every one means "retry"
             pacer.record(time.monotonic())
             async with runtime.database.write() as session:

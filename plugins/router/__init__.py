@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 
 from nonebot import get_driver, logger, on_message
-from nonebot.adapters.onebot.v11 import Bot, MessageEvent
+from nonebot.adapters.onebot.v11 import ActionFailed, Bot, MessageEvent, NetworkError
 from nonebot.plugin import PluginMetadata
 from nonebot.typing import T_State
 
@@ -64,5 +64,11 @@ async def _dispatch(bot: Bot, event: MessageEvent, state: T_State) -> None:
     if runtime is None:
         return
     reply = await execute(runtime, invocation, event)
-    if reply is not None:
+    if reply is None:
+        return
+    try:
         await bot.send(event, to_message(reply, event))
+    except (NetworkError, ActionFailed) as error:
+        # The OneBot connection dropped or QQ refused: the command's effect is saved, only
+        # this answer is lost (the customer can ask again); not worth a traceback.
+        logger.warning(f"reply to {event.user_id} not delivered: {error!r}")

@@ -76,6 +76,15 @@ class BotProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
+@pytest.fixture(autouse=True)
+def _answers_are_direct_replies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bot answers with send_msg and sends its own notices (outbox) with
+    send_private_msg/send_group_msg: an ask_* must not take a queued notice for the answer."""
+    from tools.onebot_sim import OneBotSimulator
+
+    monkeypatch.setattr(OneBotSimulator, "reply_actions", frozenset({"send_msg"}))
+
+
 @pytest.fixture
 def bot_process(tmp_path: Path) -> Iterator[BotProcess]:
     bot = BotProcess(tmp_path)

@@ -77,7 +77,6 @@ async def fake_bot(app: App) -> Any:
 def private_call(user_id: int, text: str) -> dict[str, Any]:
     return {
         "message": [{"type": "text", "data": {"text": text}}],
-        "message_type": "private",
         "user_id": user_id,
     }
 
@@ -255,7 +254,7 @@ async def test_dispatch_sends_a_private_notice_exactly_once(app: App, shop: Shop
     await tick()
     text = f"订单号：{code} 超时未付款，已自动取消，库存已释放。需要的话请重新下单。"
     async with fake_bot(app) as (ctx, bot):
-        ctx.should_call_api("send_msg", private_call(CUSTOMER_ID, text), result={"message_id": 1})
+        ctx.should_call_api("send_private_msg", private_call(CUSTOMER_ID, text), result={"message_id": 1})
         assert await dispatch(shop, bot) == 1
         [row] = await outbox_rows(shop)
         assert row.sent_at is not None and row.attempts == 1 and row.last_error == ""
@@ -279,11 +278,10 @@ async def test_dispatch_sends_group_notices_with_a_mention(app: App, shop: ShopR
                 },
             },
         ],
-        "message_type": "group",
         "group_id": GROUP_ID,
     }
     async with fake_bot(app) as (ctx, bot):
-        ctx.should_call_api("send_msg", expected, result={"message_id": 7})
+        ctx.should_call_api("send_group_msg", expected, result={"message_id": 7})
         assert await dispatch(shop, bot) == 1
     assert await unsent(shop) == []
 
@@ -302,8 +300,7 @@ async def test_dispatch_sends_oldest_first(app: App, shop: ShopRuntime) -> None:
             )
     async with fake_bot(app) as (ctx, bot):
         for n in range(3):
-            ctx.should_call_api(
-                "send_msg", private_call(OWNER_ID, f"第{n}条"), result={"message_id": n}
+            ctx.should_call_api("send_private_msg", private_call(OWNER_ID, f"第{n}条"), result={"message_id": n}
             )
         assert await dispatch(shop, bot) == 3
     assert await unsent(shop) == []
@@ -319,8 +316,7 @@ async def test_no_bot_keeps_rows_without_counting_attempts(app: App, shop: ShopR
     assert (row.sent_at, row.failed_at, row.attempts) == (None, None, 0)
     assert row.next_attempt_at <= now()  # still due: sent as soon as a bot connects
     async with fake_bot(app) as (ctx, bot):
-        ctx.should_call_api(
-            "send_msg", private_call(CUSTOMER_ID, outbox_texts([row])[0]), result={"message_id": 1}
+        ctx.should_call_api("send_private_msg", private_call(CUSTOMER_ID, outbox_texts([row])[0]), result={"message_id": 1}
         )
         assert await dispatch(shop, bot) == 1
     [row] = await outbox_rows(shop)
@@ -346,7 +342,7 @@ async def test_failed_send_backs_off_and_is_retried(
     text = outbox_texts(await outbox_rows(shop))[0]
     before = now()
     async with fake_bot(app) as (ctx, bot):
-        ctx.should_call_api("send_msg", private_call(CUSTOMER_ID, text), exception=exception)
+        ctx.should_call_api("send_private_msg", private_call(CUSTOMER_ID, text), exception=exception)
         assert await dispatch(shop, bot) == 0
         [row] = await outbox_rows(shop)
         assert (row.sent_at, row.failed_at, row.attempts) == (None, None, 1)
@@ -357,7 +353,7 @@ async def test_failed_send_backs_off_and_is_retried(
         assert await dispatch(shop, bot) == 0
     await set_next_attempt(shop, now() - timedelta(seconds=1))
     async with fake_bot(app) as (ctx, bot):
-        ctx.should_call_api("send_msg", private_call(CUSTOMER_ID, text), result={"message_id": 2})
+        ctx.should_call_api("send_private_msg", private_call(CUSTOMER_ID, text), result={"message_id": 2})
         assert await dispatch(shop, bot) == 1
     [row] = await outbox_rows(shop)
     assert row.sent_at is not None and row.attempts == 2 and row.last_error == ""
@@ -383,8 +379,7 @@ async def test_backoff_grows_and_the_row_is_given_up_at_last(app: App, shop: Sho
     waits = []
     async with fake_bot(app) as (ctx, bot):
         for _ in range(3):
-            ctx.should_call_api(
-                "send_msg", private_call(OWNER_ID, "你好"), exception=RuntimeError("boom")
+            ctx.should_call_api("send_private_msg", private_call(OWNER_ID, "你好"), exception=RuntimeError("boom")
             )
             before = now()
             assert await dispatch(shop, bot) == 0
@@ -394,8 +389,7 @@ async def test_backoff_grows_and_the_row_is_given_up_at_last(app: App, shop: Sho
         assert waits == [10, 20, 40]
         async with shop.database.write() as session:
             await session.execute(update(OutboxMessage).values(attempts=MAX_ATTEMPTS - 1))
-        ctx.should_call_api(
-            "send_msg", private_call(OWNER_ID, "你好"), exception=RuntimeError("boom")
+        ctx.should_call_api("send_private_msg", private_call(OWNER_ID, "你好"), exception=RuntimeError("boom")
         )
         assert await dispatch(shop, bot) == 0
         [row] = await outbox_rows(shop)
@@ -431,11 +425,10 @@ async def test_stored_images_travel_as_base64(app: App, shop: ShopRuntime) -> No
                 "data": {"file": "base64://" + base64.b64encode(png_bytes()).decode()},
             },
         ],
-        "message_type": "group",
         "group_id": GROUP_ID,
     }
     async with fake_bot(app) as (ctx, bot):
-        ctx.should_call_api("send_msg", expected, result={"message_id": 3})
+        ctx.should_call_api("send_group_msg", expected, result={"message_id": 3})
         assert await dispatch(shop, bot) == 1
 
 
