@@ -219,6 +219,9 @@ async def _stop_clocks() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await _dispatcher_task
         _dispatcher_task = None
+    for provider in _providers.values():
+        with contextlib.suppress(Exception):
+            await provider.aclose()
 
 
 before_close(_stop_clocks)

@@ -414,3 +414,25 @@ def test_make_provider() -> None:
     with pytest.raises(TrackingConfigError) as unknown:
         make_provider("sf-express")
     assert unknown.value.code == "config"
+
+
+async def test_queries_share_one_client_that_survives_errors_and_closing(fake: FakeKuaidi100) -> None:
+    """Building an httpx client per query cost ~30 ms of CPU each (bench/tracking_sweep.py):
+    the provider keeps one, and neither a timeout nor aclose() leaves it unusable."""
+    provider = Kuaidi100Provider(CUSTOMER, KEY, fake.url, timeout=0.5)
+    assert await provider.query(SF, "TRANSIT001") is not None
+    client = provider._client
+    assert client is not None
+    assert await provider.query(SF, "TRANSIT001") is not None
+    assert provider._client is client
+    with pytest.raises(TrackingUnavailable):
+        await provider.query(SF, "SLOW000001")
+    result = await provider.query(SF, "TRANSIT001")
+    assert result is not None and len(result.events) == 3
+    await provider.aclose()
+    assert client.is_closed
+    result = await provider.query(SF, "TRANSIT001")
+    assert result is not None and len(result.events) == 3
+    assert provider._client is not client
+    await provider.aclose()
+    await ManualProvider().aclose()
