@@ -154,8 +154,8 @@ async def address_given(
 
 
 async def discard(session: AsyncSession, draft: CheckoutDraft) -> None:
-    await session.delete(draft)
-    await session.flush()
+    """Deletes the draft if it is still there (a concurrent 确认 may have used it)."""
+    await session.execute(delete(CheckoutDraft).where(CheckoutDraft.id == draft.id))  # type: ignore[arg-type]
 
 
 async def confirm(

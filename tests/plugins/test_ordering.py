@@ -567,6 +567,30 @@ async def test_checkout_orders_what_is_available_and_empties_those_lines(
     assert await cart_lines(shop) == [(await variant_id_of(shop, 4), 1)]
 
 
+async def test_checkout_second_line_gone_at_confirm_undoes_the_first(
+    app: App, shop: ShopRuntime, chat: str
+) -> None:
+    """The first line's stock is already taken when the second line fails: the savepoint
+    gives it back, no order or staff notice is left, the draft is used up, the cart stays."""
+    await save_address(shop, CUSTOMER_ID)
+    adds = [say(chat, t) for t in ("/加购 2 2", "/加购 5-2")]
+    await converse(app, *((e, Says(e, "已加入购物车")) for e in adds))
+    checkout = say(chat, "/结算")
+    await converse(app, (checkout, Says(checkout, "合计：¥135.70")))
+    await set_stock(shop, 5, 2, 0)
+    confirm = say(chat, "确认")
+    await converse(app, (confirm, Says(confirm, exact="库存不足：“挂耳咖啡（20片装）”已售罄。")))
+    assert await orders_of(shop) == []
+    assert await drafts_of(shop) == []
+    assert await staff_notices(shop, "新订单") == []
+    assert (await stock_of(shop, 2), await stock_of(shop, 5, 2)) == (50, 0)
+    assert sorted(await cart_lines(shop)) == sorted(
+        [(await variant_id_of(shop, 2), 2), (await variant_id_of(shop, 5, 2), 1)]
+    )
+    again = say(chat, "/结算")
+    await converse(app, (again, Says(again, "2-1 冷萃咖啡液 ¥39.90 × 2 = ¥79.80")))
+
+
 async def test_checkout_alias_and_discard_keeps_the_cart(
     app: App, shop: ShopRuntime, chat: str
 ) -> None:
