@@ -417,3 +417,19 @@ class TicketEvent(SQLModel, table=True):
     to_status: str = Field(max_length=20)
     action: str = Field(max_length=30)
     reason: str = Field(default="", max_length=200)
+
+
+# --- clocks -----------------------------------------------------------------------------
+
+
+class ClockLease(SQLModel, table=True):
+    """Which bot process runs the shop's clocks. Several processes (several QQ accounts)
+    may share one database; the clocks must run in one of them at a time, and another
+    takes over when the holder stops renewing."""
+
+    __tablename__ = "clock_lease"
+
+    name: str = Field(primary_key=True, max_length=40)
+    holder: str = Field(max_length=120)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    acquired_at: datetime = Field(sa_type=UTCDateTime)

@@ -23,7 +23,7 @@ from nonebot.plugin import PluginMetadata
 from config import load_settings
 from models.types import utcnow
 from plugins._common.runtime import ShopRuntime, before_close, current_runtime, reload_drafts
-from services import aftersales, checkout, outbox, shipping
+from services import aftersales, checkout, leases, outbox, shipping
 from services.aftersales import TicketClockSettings
 from services.clock import OrderClockSettings, run_order_clocks
 from services.media import load_image
@@ -41,6 +41,8 @@ __plugin_meta__ = PluginMetadata(
 driver = get_driver()
 _dispatcher_task: asyncio.Task[None] | None = None
 _tick_running = asyncio.Lock()
+_lease_holder = leases.holder_name()
+_holding_lease = False
 
 
 async def tick() -> None:
@@ -55,6 +57,8 @@ async def _tick() -> None:
         return
     settings = runtime.settings
     now = utcnow()
+    if not await _hold_clock_lease(runtime, now):
+        return
     report = await run_order_clocks(
         runtime.database, OrderClockSettings(settings.unpaid_timeout, settings.refund_auto_approve), now
     )
@@ -85,6 +89,22 @@ async def _tick() -> None:
     if report.expired or report.reminded or report.auto_approved:
         logger.info(f"clocks: expired {report.expired}, reminded {report.reminded}, auto-approved {report.auto_approved}")
         runtime.outbox_wakeup.set()
+
+
+async def _hold_clock_lease(runtime: ShopRuntime, now: datetime) -> bool:
+    """Takes or renews the clocks' lease: of several bot processes sharing the database,
+    one runs the clocks. Logs only when this process gains or loses it."""
+    global _holding_lease
+    length = leases.lease_length(timedelta(seconds=runtime.settings.clock_tick_seconds))
+    async with runtime.database.write() as session:
+        held = await leases.acquire(session, leases.CLOCKS, _lease_holder, now, length)
+    if held != _holding_lease:
+        if held:
+            logger.info(f"clocks: this process ({_lease_holder}) runs the shop's clocks")
+        else:
+            logger.info("clocks: another bot process runs the shop's clocks; this one stands by")
+    _holding_lease = held
+    return held
 
 
 _providers: dict[str, TrackingProvider] = {}
@@ -222,6 +242,22 @@ async def _stop_clocks() -> None:
     for provider in _providers.values():
         with contextlib.suppress(Exception):
             await provider.aclose()
+    await _release_clock_lease()
+
+
+async def _release_clock_lease() -> None:
+    """So that another process takes the clocks over at its next tick, not after the
+    lease runs out."""
+    global _holding_lease
+    runtime = current_runtime()
+    if runtime is None or not _holding_lease:
+        return
+    try:
+        async with runtime.database.write() as session:
+            await leases.release(session, leases.CLOCKS, _lease_holder, utcnow())
+    except Exception as error:  # the lease simply runs out instead
+        logger.warning(f"clocks: could not release the lease: {error}")
+    _holding_lease = False
 
 
 before_close(_stop_clocks)

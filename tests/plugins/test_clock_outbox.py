@@ -128,6 +128,34 @@ async def test_tick_cancels_an_expired_unpaid_order_once(shop: ShopRuntime) -> N
     assert await stock_of(shop, 5, 3) == 3
 
 
+async def test_tick_runs_only_in_the_process_holding_the_clock_lease(shop: ShopRuntime) -> None:
+    """Another bot process on the same database holds the lease: this one's tick does
+    nothing; once that process releases it (or its lease runs out) this one takes over,
+    and at its shutdown releases it for the next."""
+    from plugins.clocks import _stop_clocks
+    from services import leases
+
+    code = await seed_order(shop, CUSTOMER_ID)
+    await expire(shop, code)
+    async with shop.database.write() as session:
+        assert await leases.acquire(session, leases.CLOCKS, "other-process", now(), timedelta(minutes=5))
+    await tick()
+    assert (await get_order_row(shop, code)).status == "pending_payment"
+    assert await outbox_rows(shop) == []
+
+    async with shop.database.write() as session:
+        await leases.release(session, leases.CLOCKS, "other-process", now())
+    await tick()
+    assert (await get_order_row(shop, code)).status == "cancelled"
+    async with shop.database.read() as session:
+        holder = await leases.current_holder(session, leases.CLOCKS, now())
+    assert holder is not None and holder != "other-process"
+
+    await _stop_clocks()
+    async with shop.database.read() as session:
+        assert await leases.current_holder(session, leases.CLOCKS, now()) is None
+
+
 async def test_tick_reminds_once_at_half_time(shop: ShopRuntime) -> None:
     code = await seed_order(shop, CUSTOMER_ID, at=now() - timedelta(minutes=20))
     await tick()
