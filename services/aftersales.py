@@ -215,6 +215,10 @@ def _check_text(text: str, *, required: bool) -> str:
 async def add_message(
     session: AsyncSession, ticket: Ticket, actor: Actor, text: str, images: list[str], now: datetime
 ) -> TicketMessage:
+    if actor.kind == "customer" and T(ticket.status) in TERMINAL:
+        # An ended ticket has nobody left to read it; a new question is a new ticket.
+        # Staff may still write (a follow-up after a refund), which reaches the customer.
+        raise InvalidTicketTransition(ticket.status, "message")
     text = _check_text(text, required=not images)
     message = TicketMessage(
         ticket_id=ticket.id or 0, author=actor.kind, author_id=actor.user_id, text=text,

@@ -193,6 +193,8 @@ def render_error(error: e.ShopError) -> str:
             state = aftersales.STATUS_NAMES[aftersales.TicketStatus(status)]
             if action == "approve_with_amount":
                 return "换货和投诉不涉及退款金额，直接 /同意 <工单号>。"
+            if action == "message":
+                return f"这个工单已结束（{state}），不能再留言。还有问题请重新申请：/售后 <订单号> <类型> <原因>。"
             return f"工单当前{state}，不能这样操作。"
         case e.DraftExpired():
             return "订单确认已超时或已提交，请重新发 /下单 或 /结算。"

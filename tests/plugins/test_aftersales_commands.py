@@ -610,6 +610,21 @@ async def test_customer_message_notifies_staff(app: App, shop: ShopRuntime, chat
     assert len([t for t in texts if "顾客留言" in t[1]]) == 2
 
 
+async def test_customer_message_on_an_ended_ticket_is_refused(app: App, shop: ShopRuntime, chat: str) -> None:
+    code = await paid_order(shop)
+    ticket = await new_ticket(shop, code, "退款", "不想要了")
+    await reject_ticket(shop, ticket)
+    before = await staff_texts(shop, ticket)
+    message = say(chat, f"/留言 {ticket} 为什么拒绝")
+    await ask(
+        app,
+        message,
+        exact="这个工单已结束（已拒绝），不能再留言。还有问题请重新申请：/售后 <订单号> <类型> <原因>。",
+    )
+    assert [m.text for m in await messages_of(shop, ticket)] == ["不想要了"]
+    assert await staff_texts(shop, ticket) == before
+
+
 async def test_customer_message_with_only_an_image(
     app: App, shop: ShopRuntime, chat: str, no_proxy: None
 ) -> None:

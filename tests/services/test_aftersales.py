@@ -1034,6 +1034,30 @@ async def test_add_message_needs_text_or_images(db: Database) -> None:
     assert len(await _events(db, code)) == 1
 
 
+@pytest.mark.parametrize("status", [T.REFUNDED, T.REJECTED, T.WITHDRAWN, T.CLOSED])
+async def test_customer_cannot_write_on_an_ended_ticket_staff_can(db: Database, status: TicketStatus) -> None:
+    kind = K.COMPLAINT if status is T.CLOSED else K.REFUND
+    code, _ = await _ticket_in(db, status, kind)
+    at = T0 + timedelta(hours=5)
+    async with db.write() as s:
+        ticket = await aftersales.get_ticket(s, SHOP, code)
+        with pytest.raises(InvalidTicketTransition) as caught:
+            await aftersales.add_message(s, ticket, CUSTOMER, "还有个问题", [], at)
+        assert (caught.value.status, caught.value.action) == (status.value, "message")
+        await aftersales.add_message(s, ticket, STAFF, "已为你补寄赠品", [], at)
+    assert [m.text for m in await _messages(db, code)][-1] == "已为你补寄赠品"
+    assert (await _ticket(db, code)).status == status.value
+
+
+async def test_customer_can_write_on_every_unended_ticket(db: Database) -> None:
+    for status, kind in [(T.OPEN, K.REFUND), (T.APPROVED, K.COMPLAINT), (T.AWAITING_RETURN, K.RETURN), (T.RETURN_SHIPPED, K.EXCHANGE)]:
+        code, _ = await _ticket_in(db, status, kind)
+        async with db.write() as s:
+            ticket = await aftersales.get_ticket(s, SHOP, code)
+            await aftersales.add_message(s, ticket, CUSTOMER, "补充一下", [], T0 + timedelta(hours=5))
+        assert [m.text for m in await _messages(db, code)][-1] == "补充一下"
+
+
 # --- notices -----------------------------------------------------------------------------
 
 
