@@ -166,6 +166,15 @@ class AlreadyPaid(ShopError):
 
 
 @dataclass
+class LatePaymentStockGone(ShopError):
+    """A payment for an expired order, whose stock has been sold meanwhile."""
+
+    code: str
+    name: str
+    available: int
+
+
+@dataclass
 class NoAddress(ShopError):
     pass
 

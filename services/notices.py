@@ -47,7 +47,9 @@ def payment_reminder(order: ShopOrder, minutes_left: int) -> str:
     )
 
 
-def payment_received(order: ShopOrder) -> str:
+def payment_received(order: ShopOrder, *, revived: bool = False) -> str:
+    if revived:
+        return f"订单号：{order.code} 超时取消后收到了你的付款 {format_fen(order.paid_fen)}，订单已恢复，我们会尽快发货。"
     return f"订单号：{order.code} 已确认收款 {format_fen(order.paid_fen)}，我们会尽快发货。"
 
 

@@ -36,6 +36,7 @@ from .errors import (
     InvalidValue,
     ItemUnavailable,
     LastLine,
+    LatePaymentStockGone,
     LineNotInOrder,
     NoPendingRequest,
     OrderNotFound,
@@ -52,7 +53,7 @@ from .limits import (
     ORDER_PAGE_SIZE,
     check_quantity,
 )
-from .order_rules import REFUNDABLE, Change, Mode
+from .order_rules import REFUNDABLE, REVIVABLE_CANCELLATION, Change, Mode
 
 S = OrderStatus
 _VARIANT = Variant.__table__.c  # type: ignore[attr-defined]
@@ -521,20 +522,49 @@ async def record_payment(
     ).scalar_one_or_none()
     if known is not None:
         return False
-    if order.status != S.PENDING_PAYMENT.value:
+    late = order.status == S.CANCELLED.value and order.paid_fen == 0 and await _expired(session, order)
+    if order.status != S.PENDING_PAYMENT.value and not late:
         if order.paid_fen > 0:
             raise AlreadyPaid(order.code)
         raise InvalidTransition(order.status, "pay")
     if amount_fen != order.total_fen:
         raise InvalidValue(FIELD_AMOUNT, "mismatch", order.total_fen)
+    if late:
+        await _reserve_again(session, order)
     session.add(Payment(order_id=order.id or 0, provider=provider, reference=reference, amount_fen=amount_fen, recorded_by=actor.user_id, at=now))
     order.paid_fen = amount_fen
     order.paid_at = now
-    move(session, order, S.PAID, actor, "paid", now, detail=f"{provider} 收款 {amount_fen} 分")
+    if late:
+        move(session, order, S.PAID, actor, "paid_late", now, detail=f"超时取消后收到付款，订单恢复；{provider} 收款 {amount_fen} 分")
+        order.closed_at = None
+    else:
+        move(session, order, S.PAID, actor, "paid", now, detail=f"{provider} 收款 {amount_fen} 分")
     for line in await order_lines(session, order.id or 0):
         await session.execute(update(Variant).where(_VARIANT.id == line.variant_id).values(sold=_VARIANT.sold + line.quantity))
     await session.flush()
     return True
+
+
+async def _expired(session: AsyncSession, order: ShopOrder) -> bool:
+    """Was the order closed by the unpaid-order clock (not by the customer or staff)?"""
+    action = (
+        await session.execute(
+            select(OrderEvent.action)
+            .where(OrderEvent.order_id == order.id, OrderEvent.to_status == S.CANCELLED.value)
+            .order_by(OrderEvent.id.desc())  # type: ignore[union-attr]
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return action == REVIVABLE_CANCELLATION
+
+
+async def _reserve_again(session: AsyncSession, order: ShopOrder) -> None:
+    """Takes the expired order's stock back off the shelf, all lines or (the caller's
+    transaction rolling back) none."""
+    for line in await order_lines(session, order.id or 0):
+        if not await reserve_stock(session, line.variant_id, line.quantity):
+            available = await _current_stock(session, line.variant_id)
+            raise LatePaymentStockGone(order.code, _line_name(line.item_name, line.variant_name), available)
 
 
 async def refund(

@@ -166,6 +166,11 @@ def render_error(error: e.ShopError) -> str:
             return "这个订单已经全额退款，没有可退的金额了。售后工单请用 /拒绝 <工单号> <原因> 说明。"
         case e.RefundTooLarge(requested=requested, refundable=refundable):
             return f"退款金额 {format_fen(requested)} 超过可退金额 {format_fen(refundable)}。"
+        case e.LatePaymentStockGone(code=code, name=name, available=available):
+            return (
+                f"订单号：{code} 已超时取消，“{name}”现在只剩 {available} 件，无法恢复订单。"
+                f"请把货款退给顾客，或先补库存（/库存）再 /收款 {code}。"
+            )
         case e.AlreadyPaid(code=code):
             return f"订单号：{code} 已经收过款了，无需重复操作。"
         case e.NoAddress():

@@ -56,14 +56,15 @@ async def record_payment(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code)
+        revived = order.status == OrderStatus.CANCELLED.value  # record_payment refuses unless it expired
         recorded = await orders.record_payment(
             session, order, "manual", f"manual:{order.code}", order.total_fen, ctx.actor, now
         )
         if recorded:
-            await notices.to_customer(session, order, notices.payment_received(order), "paid", now)
+            await notices.to_customer(session, order, notices.payment_received(order, revived=revived), "paid", now)
     if recorded:
         ctx.runtime.outbox_wakeup.set()
-    return Reply(render.payment_recorded(order, recorded))
+    return Reply(render.payment_recorded(order, recorded, revived=revived))
 
 
 @command(

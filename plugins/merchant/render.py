@@ -128,9 +128,14 @@ def order_list(
     return "\n".join(lines)
 
 
-def payment_recorded(order: ShopOrder, recorded: bool) -> str:
+def payment_recorded(order: ShopOrder, recorded: bool, *, revived: bool = False) -> str:
     if not recorded:
         return f"订单号：{order.code} 已经记录过收款，没有重复记录。"
+    if revived:
+        return (
+            f"已确认收款：订单号：{order.code}，{format_fen(order.paid_fen)}。订单曾超时取消，"
+            "现已恢复为待发货，库存已重新占用。已通知顾客，请尽快发货。"
+        )
     return f"已确认收款：订单号：{order.code}，{format_fen(order.paid_fen)}。已通知顾客，请尽快发货。"
 
 

@@ -22,6 +22,7 @@ _ACTORS = ACTOR_NAMES
 _ACTIONS = {
     "created": "下单",
     "paid": "确认收款",
+    "paid_late": "超时取消后收到付款，订单恢复",
     "quantity_changed": "修改数量",
     "address_changed": "修改地址",
     "remark_changed": "修改备注",

@@ -29,6 +29,7 @@ from tests.plugins.helpers import (
     seed_order,
     serve_png,
     set_order_fields,
+    set_stock,
     stock_of,
 )
 
@@ -303,6 +304,56 @@ async def test_record_payment_refusals(app: App, shop: ShopRuntime, chat: str) -
     order = await get_order_row(shop, cancelled)
     assert (order.status, order.paid_fen) == ("cancelled", 0)
     assert await customer_notices(shop, cancelled) == []
+
+
+async def _expire_order(shop: ShopRuntime, code: str) -> None:
+    from models.types import utcnow
+    from services import orders
+
+    async with shop.database.write() as session:
+        order = await orders.get_order(session, shop.shop_id, code)
+        await orders.cancel(session, order, orders.Actor.system(), "超时未付款", utcnow(), action="expired")
+
+
+async def test_late_payment_revives_an_expired_order(app: App, shop: ShopRuntime, chat: str) -> None:
+    code = await seed_order(shop, CUSTOMER_ID, ((1, 2, 2),))
+    await _expire_order(shop, code)
+    stock = await stock_of(shop, 1, 2)
+    paid = say(chat, f"/收款 {code}")
+    await ask(
+        app,
+        paid,
+        exact=(
+            f"已确认收款：订单号：{code}，¥218.00。订单曾超时取消，现已恢复为待发货，库存已重新占用。"
+            "已通知顾客，请尽快发货。"
+        ),
+    )
+    order = await get_order_row(shop, code)
+    assert (order.status, order.paid_fen, order.closed_at) == ("paid", 21800, None)
+    assert await stock_of(shop, 1, 2) == stock - 2
+    [(_, _, segments)] = await customer_notices(shop, code)
+    assert text_of(segments) == f"订单号：{code} 超时取消后收到了你的付款 ¥218.00，订单已恢复，我们会尽快发货。"
+    await ask(app, private(f"/订单 {code}", CUSTOMER_ID), "状态：待发货", "超时取消后收到付款，订单恢复")
+
+
+async def test_late_payment_with_the_stock_sold_is_refused_with_what_to_do(
+    app: App, shop: ShopRuntime, chat: str
+) -> None:
+    code = await seed_order(shop, CUSTOMER_ID, ((1, 2, 2),))
+    await _expire_order(shop, code)
+    await set_stock(shop, 1, 2, 1)
+    await ask(
+        app,
+        say(chat, f"/收款 {code}"),
+        exact=(
+            f"订单号：{code} 已超时取消，“云南小粒咖啡豆（500g）”现在只剩 1 件，无法恢复订单。"
+            f"请把货款退给顾客，或先补库存（/库存）再 /收款 {code}。"
+        ),
+    )
+    order = await get_order_row(shop, code)
+    assert (order.status, order.paid_fen) == ("cancelled", 0)
+    assert await stock_of(shop, 1, 2) == 1
+    assert await customer_notices(shop, code) == []
 
 
 # --- /审核 ----------------------------------------------------------------------------

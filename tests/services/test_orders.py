@@ -8,7 +8,7 @@ import itertools
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from models.db import Database
 from models.tables import (
@@ -23,7 +23,7 @@ from models.tables import (
     Variant,
 )
 from models.types import utcnow
-from services import catalog, orders
+from services import catalog, order_rules, orders
 from services.addresses import AddressSnapshot
 from services.catalog import StockChange, VariantRef
 from services.codes import ALPHABET, CODE_LENGTH
@@ -33,6 +33,7 @@ from services.errors import (
     InvalidValue,
     ItemUnavailable,
     LastLine,
+    LatePaymentStockGone,
     LineNotInOrder,
     NoPendingRequest,
     OrderNotFound,
@@ -744,6 +745,80 @@ async def test_record_payment_on_a_cancelled_order(db: Database) -> None:
         await _pay(db, order.code, "WX-1")
     assert (caught.value.status, caught.value.action) == ("cancelled", "pay")
     assert await _count(db, Payment) == 0
+
+
+async def _expire(db: Database, code: str) -> None:
+    async with db.write() as s:
+        o = await orders.get_order(s, SHOP, code)
+        await orders.cancel(s, o, Actor.system(), "超时未付款", utcnow(), action="expired")
+
+
+async def test_late_payment_revives_an_expired_order(db: Database) -> None:
+    item_id, first = await _variant(db, stock=5)
+    second = await _second_variant(db, item_id, stock=4)
+    order = await _place(db, [(first, 2), (second, 1)])
+    await _expire(db, order.code)
+    assert (await _stock(db, first), await _stock(db, second)) == (5, 4)
+    now = utcnow()
+    assert await _pay(db, order.code, "WX-late", now=now) is True
+    stored = await _order(db, order.code)
+    assert (stored.status, stored.paid_fen, stored.paid_at) == ("paid", stored.total_fen, now)
+    assert (stored.closed_at, stored.expires_at) == (None, None)
+    assert (await _stock(db, first), await _stock(db, second)) == (3, 3)
+    assert ((await _variant_row(db, first)).sold, (await _variant_row(db, second)).sold) == (2, 1)
+    event = (await _events(db, order.code))[-1]
+    assert (event.action, event.actor_id, event.from_status, event.to_status) == ("paid_late", STAFF_ID, "cancelled", "paid")
+    assert "订单恢复" in event.detail
+    # Idempotent like any payment; a second reference finds it paid.
+    assert await _pay(db, order.code, "WX-late") is False
+    with pytest.raises(AlreadyPaid):
+        await _pay(db, order.code, "WX-other")
+    assert await _stock(db, first) == 3
+
+
+async def test_late_payment_when_the_stock_is_gone_changes_nothing(db: Database) -> None:
+    item_id, first = await _variant(db, stock=5)
+    second = await _second_variant(db, item_id, stock=4)
+    order = await _place(db, [(first, 2), (second, 3)])
+    await _expire(db, order.code)
+    await _place(db, [(second, 2)], user=OTHER_CUSTOMER_ID)  # someone bought meanwhile
+    with pytest.raises(LatePaymentStockGone) as caught:
+        await _pay(db, order.code, "WX-late")
+    assert (caught.value.code, caught.value.name, caught.value.available) == (order.code, "咖啡豆（500g）", 2)
+    stored = await _order(db, order.code)
+    assert (stored.status, stored.paid_fen) == ("cancelled", 0)
+    assert (await _stock(db, first), await _stock(db, second)) == (5, 2)  # the first line's units went back
+    assert await _count(db, Payment) == 0
+    # Restocked, the same payment goes through.
+    async with db.write() as s:
+        await s.execute(update(Variant).where(Variant.id == second).values(stock=10))  # type: ignore[arg-type]
+    assert await _pay(db, order.code, "WX-late") is True
+    assert (await _order(db, order.code)).status == "paid"
+
+
+async def test_late_payment_does_not_reopen_other_cancellations_or_refunds(db: Database) -> None:
+    _, variant_id = await _variant(db)
+    by_staff = await _place(db, [(variant_id, 1)])
+    async with db.write() as s:
+        o = await orders.get_order(s, SHOP, by_staff.code)
+        await orders.cancel(s, o, STAFF, "顾客电话取消", utcnow())
+    refunded, _ = await _paid_order(db)
+    async with db.write() as s:
+        o = await orders.get_order(s, SHOP, refunded.code)
+        await orders.refund(s, o, None, "缺货", STAFF, utcnow())
+    with pytest.raises(InvalidTransition):
+        await _pay(db, by_staff.code, "WX-1")
+    with pytest.raises(AlreadyPaid):
+        await _pay(db, refunded.code, "WX-2")
+    # The guarded transition is open to a late payment only.
+    order_rules.check_transition("cancelled", S.PAID, "paid_late")
+    for action in ("paid", "pay", "reopen"):
+        with pytest.raises(InvalidTransition):
+            order_rules.check_transition("cancelled", S.PAID, action)
+    for status in S:
+        if status is not S.CANCELLED and S.PAID not in order_rules.TRANSITIONS[status]:
+            with pytest.raises(InvalidTransition):
+                order_rules.check_transition(status.value, S.PAID, "paid_late")
 
 
 async def test_record_payment_twice_with_a_new_reference(db: Database) -> None:
