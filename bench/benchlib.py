@@ -6,12 +6,9 @@ import json
 import os
 import platform
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tools import bot_process  # noqa: E402
+from tools.bot_process import PROXY_VARIABLES, no_proxy_env  # noqa: E402, F401
 from tools.onebot_sim import percentile  # noqa: E402
 
 OWNER = 10001
 TOKEN = "bench-secret"
-PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def no_proxy_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment without proxy variables: everything here talks to 127.0.0.1."""
-    env = dict(os.environ if base is None else base)
-    for name in PROXY_VARIABLES:
-        env.pop(name, None)
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
 
 
 def latency_summary(values_ms: list[float]) -> dict[str, float]:
@@ -113,70 +96,13 @@ def write_json(path: Path | None, payload: Any) -> None:
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-@dataclass
-class BotProcess:
-    """`python <script>` (bot.py or bench/echo_bot.py) on a free port, logs to a file."""
+class BotProcess(bot_process.BotProcess):
+    """`python <script>` (bot.py or bench/echo_bot.py) with the benchmarks' owner, token
+    and a quiet log."""
 
-    script: str
-    workdir: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/onebot/v11/ws"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{Path(self.script).stem}.log"
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        env = no_proxy_env()
-        env.update(
-            {
-                "HOST": "127.0.0.1",
-                "PORT": str(self.port),
-                "ONEBOT_ACCESS_TOKEN": TOKEN,
-                "SUPERUSERS": f'["{OWNER}"]',
-                "LOG_LEVEL": "WARNING",
-                **self.extra_env,
-            }
-        )
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, self.script], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.process = None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def tracebacks(self) -> int:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace").count("Traceback")
-        except OSError:
-            return 0
+    def __init__(self, script: str, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
+        settings = {"ONEBOT_ACCESS_TOKEN": TOKEN, "SUPERUSERS": f'["{OWNER}"]', "LOG_LEVEL": "WARNING"}
+        super().__init__(workdir, {**settings, **(extra_env or {})}, script=script)
 
 
 def shop_env(workdir: Path, **overrides: str) -> dict[str, str]:

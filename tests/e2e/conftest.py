@@ -3,77 +3,32 @@ driven over the OneBot v11 reverse WebSocket by tools/onebot_sim.py, as NapCat w
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tools import bot_process
+
 E2E_OWNER = 10001
 E2E_TOKEN = "e2e-secret"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class BotProcess(bot_process.BotProcess):
+    """`python bot.py` on the e2e shop's settings (demo catalog, its own database under
+    `workdir`), which can be stopped and started again on the same database."""
 
-
-@dataclass
-class BotProcess:
-    """`python bot.py` that can be stopped and started again on the same database."""
-
-    workdir: Path
-    port: int = field(default_factory=_free_port)
-    extra_env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/onebot/v11/ws"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "bot.log"
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{self.workdir / 'shop.db'}",
-            "DATA_DIR": str(self.workdir / "data"),
+    def __init__(self, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
+        settings = {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'shop.db'}",
+            "DATA_DIR": str(workdir / "data"),
             "SUPERUSERS": f'["{E2E_OWNER}"]',
             "ONEBOT_ACCESS_TOKEN": E2E_TOKEN,
             "SHOP_NAME": "端到端小店",
             "SHOP_DEMO": "true",
             "LOG_LEVEL": "INFO",
-            **self.extra_env,
         }
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "bot.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        super().__init__(workdir, {**settings, **(extra_env or {})})
 
 
 @pytest.fixture(autouse=True)
