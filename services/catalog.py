@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.tables import Category, Item, Variant
@@ -122,18 +122,27 @@ _SUMMARY = (
     .group_by(Item.id, Item.name)
     .order_by(Item.id)
 )
-_PAGE_ALL = (
-    select(*_SUMMARY_COLUMNS, func.count().over().label("total"))
-    .join(Variant, Variant.item_id == Item.id)
-    .where(Item.shop_id == bindparam("shop_id"), _LISTED)
-    .group_by(Item.id, Item.name)
-    .order_by(Item.id)
-    .limit(bindparam("limit"))
-    .offset(bindparam("offset"))
-)
+
+
+def _page_of(shelf: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(*_SUMMARY_COLUMNS, func.count().over().label("total"))
+        .join(Variant, Variant.item_id == Item.id)
+        .where(Item.shop_id == bindparam("shop_id"), shelf)
+        .group_by(Item.id, Item.name)
+        .order_by(Item.id)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+_DELISTED = Item.listed.is_(False)  # type: ignore[attr-defined]
+_PAGE_ALL = _page_of(_LISTED)
+_PAGE_DELISTED = _page_of(_DELISTED)
 _PAGE_IN_CATEGORY = _PAGE_ALL.where(Item.category_id == bindparam("category_id"))
 _COUNT_ALL = select(func.count()).select_from(Item).where(Item.shop_id == bindparam("shop_id"), _LISTED)
 _COUNT_IN_CATEGORY = _COUNT_ALL.where(Item.category_id == bindparam("category_id"))
+_COUNT_DELISTED = select(func.count()).select_from(Item).where(Item.shop_id == bindparam("shop_id"), _DELISTED)
 
 
 def _summaries(rows: object) -> list[ItemSummary]:
@@ -152,8 +161,7 @@ async def find_category(session: AsyncSession, shop_id: int, name: str) -> Categ
 async def list_items(
     session: AsyncSession, shop_id: int, category: str | None = None, page: int = 1
 ) -> ItemPage:
-    if page < 1 or page > MAX_PAGE:
-        raise InvalidValue(FIELD_PAGE, "too_small" if page < 1 else "too_large", MAX_PAGE)
+    _check_page(page)
     params: dict[str, object] = {
         "shop_id": shop_id,
         "limit": PAGE_SIZE,
@@ -164,12 +172,30 @@ async def list_items(
         if found is None:
             raise InvalidValue(FIELD_CATEGORY, "unknown", category)
         params["category_id"] = found.id
-    statement = _PAGE_ALL if category is None else _PAGE_IN_CATEGORY
+    if category is None:
+        return await _page(session, _PAGE_ALL, _COUNT_ALL, params, page, None)
+    return await _page(session, _PAGE_IN_CATEGORY, _COUNT_IN_CATEGORY, params, page, category)
+
+
+async def list_delisted(session: AsyncSession, shop_id: int, page: int = 1) -> ItemPage:
+    """Items taken off the shelf, for staff to find and put back (/上架)."""
+    _check_page(page)
+    params: dict[str, object] = {"shop_id": shop_id, "limit": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE}
+    return await _page(session, _PAGE_DELISTED, _COUNT_DELISTED, params, page, None)
+
+
+def _check_page(page: int) -> None:
+    if page < 1 or page > MAX_PAGE:
+        raise InvalidValue(FIELD_PAGE, "too_small" if page < 1 else "too_large", MAX_PAGE)
+
+
+async def _page(
+    session: AsyncSession, statement: Select[Any], count: Select[Any], params: dict[str, object], page: int, category: str | None
+) -> ItemPage:
     rows = (await session.execute(statement, params)).all()
     if rows:
         total = int(rows[0][5])
     else:  # past the last page: the window count has no row to ride on
-        count = _COUNT_ALL if category is None else _COUNT_IN_CATEGORY
         total = (await session.execute(count, params)).scalar_one()
     pages = max(1, -(-total // PAGE_SIZE))
     return ItemPage(_summaries(rows), page, pages, total, category)

@@ -1,11 +1,13 @@
-"""Views shared by area plugins: how an address or a time is shown, and where.
-Group chats get the masked view: phone 138****0000, address down to the city."""
+"""Views shared by area plugins: how an address, a time or an item line is shown, and
+where. Group chats get the masked view: phone 138****0000, address down to the city."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from services.catalog import ItemSummary
+from services.money import format_fen
 from services.privacy import city_of, mask_name, mask_phone
 
 ACTOR_NAMES = {"customer": "顾客", "staff": "店员", "owner": "店主", "system": "系统"}
@@ -20,3 +22,9 @@ def address_text(name: str, phone: str, detail: str, *, in_group: bool) -> str:
 def local_time(moment: datetime, zone: ZoneInfo, *, with_date: bool = True) -> str:
     local = moment.astimezone(zone)
     return local.strftime("%m-%d %H:%M" if with_date else "%H:%M")
+
+
+def item_summary_line(item: ItemSummary) -> str:
+    """One item in a list: number, name, lowest price (起 when variants differ), 售罄."""
+    price = format_fen(item.min_price_fen) + ("起" if item.variant_count > 1 else "")
+    return f"{item.id}. {item.name}  {price}" + ("  售罄" if item.sold_out else "")

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
+from plugins._common.views import item_summary_line
 from services.catalog import ItemDetail, ItemPage, ItemSummary
 from services.money import format_fen
 from services.reviews import ItemRating
-
-
-def _summary_line(item: ItemSummary) -> str:
-    price = format_fen(item.min_price_fen) + ("起" if item.variant_count > 1 else "")
-    return f"{item.id}. {item.name}  {price}" + ("  售罄" if item.sold_out else "")
 
 
 def item_page(page: ItemPage, shop_name: str) -> str:
@@ -19,7 +15,7 @@ def item_page(page: ItemPage, shop_name: str) -> str:
             return f"{title}：只有 {page.pages} 页商品。发 /商品 查看第 1 页。"
         return f"{title}：还没有在售商品。"
     lines = [f"{title} · 在售商品（第 {page.page}/{page.pages} 页，共 {page.total} 件）"]
-    lines += [_summary_line(item) for item in page.items]
+    lines += [item_summary_line(item) for item in page.items]
     hint = "发 /详情 <商品编号> 查看规格和库存"
     if page.page < page.pages:
         category = f"{page.category} " if page.category else ""
@@ -41,7 +37,7 @@ def search_results(query: str, items: list[ItemSummary]) -> str:
     if not items:
         return f"没有找到包含“{query}”的在售商品。换个关键词试试，或发 /商品 浏览全部。"
     lines = [f"搜索“{query}”找到 {len(items)} 件："]
-    lines += [_summary_line(item) for item in items]
+    lines += [item_summary_line(item) for item in items]
     lines.append("发 /详情 <商品编号> 查看规格和库存")
     return "\n".join(lines)
 

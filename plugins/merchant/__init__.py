@@ -137,6 +137,23 @@ async def delist_item(ctx: CommandContext) -> Reply:
 
 
 @command(
+    "已下架",
+    aliases=("delisted",),
+    role=Role.STAFF,
+    usage="已下架 [页码]",
+    example="已下架 2",
+    summary="已下架的商品，每页 10 件（找回后 /上架）",
+    area=AREA,
+)
+async def list_delisted(ctx: CommandContext) -> Reply:
+    page = ctx.args.page() if ctx.args.has_more() else 1
+    ctx.args.end()
+    async with ctx.runtime.database.read() as session:
+        result = await catalog.list_delisted(session, ctx.shop_id, page)
+    return Reply(render.delisted_page(result))
+
+
+@command(
     "描述",
     aliases=("describe",),
     role=Role.STAFF,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from models.tables import Item, OrderLine, OrderRequest, OrderStatus, ShopOrder, Staff, Variant
-from plugins._common.views import local_time
-from services.catalog import StockChange, VariantRef
+from plugins._common.views import item_summary_line, local_time
+from services.catalog import ItemPage, StockChange, VariantRef
 from services.limits import ORDER_PAGE_SIZE
 from services.money import format_fen
 from services.order_rules import status_name
@@ -169,4 +169,18 @@ def stats(result: ShopStats, zone: ZoneInfo) -> str:
     lines.append(
         f"待发货 {result.to_ship} 单；待审核申请 {result.pending_requests} 个；处理中的售后工单 {result.open_tickets} 个"
     )
+    return "\n".join(lines)
+
+
+def delisted_page(page: ItemPage) -> str:
+    if not page.items:
+        if page.total and page.page > page.pages:
+            return f"已下架商品只有 {page.pages} 页。发 /已下架 查看第 1 页。"
+        return "没有已下架的商品。"
+    lines = [f"已下架商品（第 {page.page}/{page.pages} 页，共 {page.total} 件）"]
+    lines += [item_summary_line(item) for item in page.items]
+    hint = "发 /上架 <商品编号> 重新上架，/详情 <商品编号> 查看规格和库存"
+    if page.page < page.pages:
+        hint += f"；发 /已下架 {page.page + 1} 看下一页"
+    lines.append(hint)
     return "\n".join(lines)

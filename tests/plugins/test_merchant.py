@@ -682,6 +682,43 @@ async def test_list_again_shows_item(app: App, shop: ShopRuntime, chat: str) -> 
     assert (await detail(shop, 1)).item.listed is True
 
 
+async def test_delisted_list_lets_staff_find_items_to_put_back(app: App, shop: ShopRuntime, chat: str) -> None:
+    empty = say(chat, "/已下架")
+    await ask(app, empty, exact="没有已下架的商品。")
+    for n in range(12):
+        await seed_item(shop, f"旧款{n:02d}", 1000 + n, n % 2)
+    for item_id in range(1, 12):
+        await ask(app, say(chat, f"/下架 {item_id}"), "已下架")
+    first = say(chat, "/已下架")
+    second = say(chat, "/delisted 2")
+    beyond = say(chat, "/已下架 3")
+    bad = say(chat, "/已下架 第二页")
+    await exchange(
+        app,
+        (
+            first,
+            Says(
+                first,
+                exact="已下架商品（第 1/2 页，共 11 件）\n"
+                + "\n".join(
+                    f"{n + 1}. 旧款{n:02d}  ¥{10 + n / 100:.2f}" + ("  售罄" if n % 2 == 0 else "")
+                    for n in range(10)
+                )
+                + "\n发 /上架 <商品编号> 重新上架，/详情 <商品编号> 查看规格和库存；发 /已下架 2 看下一页",
+            ),
+        ),
+        (
+            second,
+            Says(second, exact="已下架商品（第 2/2 页，共 11 件）\n11. 旧款10  ¥10.10  售罄\n发 /上架 <商品编号> 重新上架，/详情 <商品编号> 查看规格和库存"),
+        ),
+        (beyond, Says(beyond, exact="已下架商品只有 2 页。发 /已下架 查看第 1 页。")),
+        (bad, Says(bad, "用法：/已下架 [页码]")),
+    )
+    # The one still on sale is not listed; once put back, an item leaves the list.
+    await ask(app, say(chat, "/上架 11"), "已上架")
+    await ask(app, say(chat, "/已下架 2"), exact="已下架商品只有 1 页。发 /已下架 查看第 1 页。")
+
+
 @pytest.mark.parametrize("command", ["上架", "下架"])
 async def test_shelf_unknown_item(app: App, shop: ShopRuntime, chat: str, command: str) -> None:
     await seed_item(shop)
@@ -958,6 +995,8 @@ CUSTOMER_ATTEMPTS = [
     "/库存 1 0",
     "/上架 1",
     "/下架 1",
+    "/已下架",
+    "/delisted 2",
     "/描述 1 便宜卖了",
     "/设分类 1 清仓",
     "/无理由 1 关",

@@ -280,6 +280,21 @@ async def test_list_items_hides_delisted_and_other_shops(db) -> None:  # type: i
     assert page.total == 1
 
 
+async def test_list_delisted_is_the_other_half(db) -> None:  # type: ignore[no-untyped-def]
+    shown = await _create(db, "在售")
+    hidden = [await _create(db, f"下架{n}") for n in range(3)]
+    for item_id in hidden:
+        await _delist(db, item_id)
+    await _other_shop_item(db)
+    async with db.read() as s:
+        page = await catalog.list_delisted(s, SHOP)
+        with pytest.raises(InvalidValue):
+            await catalog.list_delisted(s, SHOP, 0)
+    assert [i.id for i in page.items] == hidden
+    assert shown not in [i.id for i in page.items]
+    assert (page.total, page.pages, page.category) == (3, 1, None)
+
+
 async def test_list_items_summarises_variants(db) -> None:  # type: ignore[no-untyped-def]
     multi = await _create(db, "挂耳咖啡", 2990, 0)
     await _add_variant(db, multi, "20片装", 1990, 4)
