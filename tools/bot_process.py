@@ -54,7 +54,8 @@ class BotProcess:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = no_proxy_env()
-        env.update({"HOST": "127.0.0.1", "PORT": str(self.port), **self.env})
+        # Unbuffered, so that the log can be read while the process runs.
+        env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **self.env})
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, self.script], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT

@@ -42,7 +42,7 @@ driver = get_driver()
 _dispatcher_task: asyncio.Task[None] | None = None
 _tick_running = asyncio.Lock()
 _lease_holder = leases.holder_name()
-_holding_lease = False
+_holding_lease: bool | None = None  # None until the first tick: its outcome is logged either way
 
 
 async def tick() -> None:
