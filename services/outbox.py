@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.tables import OutboxMessage
@@ -50,21 +51,25 @@ async def enqueue(session: AsyncSession, target: Target, segments: list[Segment]
     """Adds a message unless one with the same key exists (jobs re-run after a crash must
     not notify twice). Returns whether it was added."""
     dedupe_key = dedupe_key[:120]  # the column's width; checked and stored the same way
-    exists = (await session.execute(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key))).first()
-    if exists is not None:
-        return False
-    session.add(
-        OutboxMessage(
+    # One statement that the database resolves: no read-then-insert window in which a
+    # second process (PostgreSQL) could insert the same key and fail the transaction.
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(OutboxMessage)
+        .values(
             target_type=target.kind,
             target_id=target.id,
             segments=json.dumps(segments, ensure_ascii=False),
             dedupe_key=dedupe_key,
+            attempts=0,
             next_attempt_at=now,
             created_at=now,
+            last_error="",
         )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
     )
-    await session.flush()
-    return True
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[OutboxMessage]:
