@@ -171,10 +171,7 @@ async def approve(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
         refund, refunded = await aftersales.approve(session, ticket, amount, ctx.actor, "", now)
-        verdict = f"已同意并退款 {render.format_fen(refund)}" if refunded else (
-            "已同意，请按店家说明寄回，并发 /退货单号 <工单号> <快递公司> <运单号>" if ticket.status == "awaiting_return" else "已同意"
-        )
-        await aftersales.notify_customer(session, ticket, render.customer_decision(ticket, verdict, ""), "approved", now)
+        await aftersales.notify_customer(session, ticket, render.customer_approved(ticket, refund, refunded), "approved", now)
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.approved(ticket, refund, refunded))
 
@@ -187,7 +184,7 @@ async def reject(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
         await aftersales.reject(session, ticket, ctx.actor, reason, now)
-        await aftersales.notify_customer(session, ticket, render.customer_decision(ticket, "未通过", reason), "rejected", now)
+        await aftersales.notify_customer(session, ticket, render.customer_rejected(ticket, reason), "rejected", now)
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.rejected(ticket))
 
@@ -200,7 +197,6 @@ async def complete(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
         amount, refunded = await aftersales.complete(session, ticket, ctx.actor, now)
-        verdict = f"已完成，退款 {render.format_fen(amount)}" if refunded else "已完成"
-        await aftersales.notify_customer(session, ticket, render.customer_decision(ticket, verdict, ""), "completed", now)
+        await aftersales.notify_customer(session, ticket, render.customer_completed(ticket, amount, refunded), "completed", now)
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.completed(ticket, amount, refunded))

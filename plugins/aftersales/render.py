@@ -10,8 +10,6 @@ from services.aftersales import KIND_NAMES, STATUS_NAMES, TicketDetail, images_o
 from services.money import format_fen
 from services.privacy import mask_phones_in
 
-__all__ = ["format_fen"]
-
 _ACTORS = ACTOR_NAMES
 _ACTIONS = {
     "opened": "提交", "approved": "同意", "rejected": "拒绝", "withdrawn": "撤销",
@@ -110,6 +108,24 @@ def completed(ticket: Ticket, amount: int, refunded: bool) -> str:
 def customer_decision(ticket: Ticket, verdict: str, reason: str) -> str:
     text = f"工单号：{ticket.code}（{_kind(ticket)}）{verdict}"
     return text + (f"。说明：{reason}" if reason else "。")
+
+
+def customer_approved(ticket: Ticket, amount: int, refunded: bool) -> str:
+    if refunded:
+        verdict = f"已同意并退款 {format_fen(amount)}"
+    elif TicketStatus(ticket.status) is TicketStatus.AWAITING_RETURN:
+        verdict = "已同意，请按店家说明寄回，并发 /退货单号 <工单号> <快递公司> <运单号>"
+    else:
+        verdict = "已同意"
+    return customer_decision(ticket, verdict, "")
+
+
+def customer_rejected(ticket: Ticket, reason: str) -> str:
+    return customer_decision(ticket, "未通过", reason)
+
+
+def customer_completed(ticket: Ticket, amount: int, refunded: bool) -> str:
+    return customer_decision(ticket, f"已完成，退款 {format_fen(amount)}" if refunded else "已完成", "")
 
 
 def customer_reply(ticket: Ticket, text: str) -> str:
