@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from services.catalog import ItemSummary
 from services.money import format_fen
-from services.privacy import city_of, mask_name, mask_phone
+from services.privacy import city_of, mask_name, mask_phone, mask_phones_in
 
 ACTOR_NAMES = {"customer": "顾客", "staff": "店员", "owner": "店主", "system": "系统"}
 
@@ -22,6 +22,12 @@ def address_text(name: str, phone: str, detail: str, *, in_group: bool) -> str:
 def local_time(moment: datetime, zone: ZoneInfo, *, with_date: bool = True) -> str:
     local = moment.astimezone(zone)
     return local.strftime("%m-%d %H:%M" if with_date else "%H:%M")
+
+
+def shown_in(text: str, *, in_group: bool) -> str:
+    """Free text (a remark, a reason, a courier's tracking line) as a chat may see it:
+    in a group, any phone number in it is masked."""
+    return mask_phones_in(text) if in_group else text
 
 
 def item_summary_line(item: ItemSummary) -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from models.tables import Ticket, TicketKind, TicketStatus
-from plugins._common.views import ACTOR_NAMES, local_time
+from plugins._common.views import ACTOR_NAMES, local_time, shown_in
 from services.aftersales import KIND_NAMES, STATUS_NAMES, TicketDetail, images_of
 from services.money import format_fen
-from services.privacy import mask_phones_in
 
 _ACTORS = ACTOR_NAMES
 _ACTIONS = {
@@ -49,7 +48,7 @@ def ticket_list(rows: list[tuple[Ticket, str]], zone: ZoneInfo, *, staff: bool) 
 
 def detail(view: TicketDetail, zone: ZoneInfo, *, in_group: bool = False) -> str:
     def shown(text: str) -> str:
-        return mask_phones_in(text) if in_group else text
+        return shown_in(text, in_group=in_group)
 
     ticket = view.ticket
     lines = [f"工单号：{ticket.code}", f"{_kind(ticket)} · {_status(ticket)} · 订单号：{view.order_code}"]

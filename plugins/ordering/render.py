@@ -5,14 +5,13 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from models.tables import Address, OrderEvent, OrderLine, OrderRequest, ShopOrder
-from plugins._common.views import ACTOR_NAMES, address_text, local_time
+from plugins._common.views import ACTOR_NAMES, address_text, local_time, shown_in
 from services.addresses import AddressSnapshot
 from services.cart import CartView
 from services.catalog import VariantRef
 from services.checkout import Summary
 from services.money import format_fen
 from services.order_rules import Mode, status_name
-from services.privacy import mask_phones_in
 from services.shipping import TrackingView
 
 CONFIRM_PROMPT = '回复"确认"提交订单，回复"取消"放弃'
@@ -106,7 +105,7 @@ def summary(result: Summary, *, in_group: bool, timeout_minutes: int) -> str:
     if result.address is not None:
         lines.append(f"收货：{_address(result.address, in_group)}")
     if result.draft.remark:
-        lines.append(f"备注：{result.draft.remark}")
+        lines.append(f"备注：{shown_in(result.draft.remark, in_group=in_group)}")
     lines.append(f"{CONFIRM_PROMPT}（{timeout_minutes} 分钟内有效）")
     return "\n".join(lines)
 
@@ -218,13 +217,13 @@ def order_detail(
     out.append(money)
     out.append(f"收货：{address_text(order.receiver_name, order.receiver_phone, order.receiver_address, in_group=in_group)}")
     if order.remark:
-        out.append(f"备注：{order.remark}")
+        out.append(f"备注：{shown_in(order.remark, in_group=in_group)}")
     for request in pending:
-        reason = f"（{request.reason}）" if request.reason else ""
+        reason = f"（{shown_in(request.reason, in_group=in_group)}）" if request.reason else ""
         out.append(f"待店家审核：{_REQUEST_NAMES[request.kind]}{reason}")
     if tracking is not None:
         latest_text = tracking.events[-1].text if tracking.events else ""
-        latest = f"，最新：{mask_phones_in(latest_text) if in_group else latest_text}" if latest_text else ""
+        latest = f"，最新：{shown_in(latest_text, in_group=in_group)}" if latest_text else ""
         out.append(f"物流：{tracking.shipment.carrier_name} {tracking.shipment.number}{latest}（/物流 {order.code}）")
     if order.status == "pending_payment" and order.expires_at is not None:
         out.append(f"请在 {local_time(order.expires_at, zone)} 前付款：/付款 {order.code}")
@@ -232,7 +231,7 @@ def order_detail(
     for event in events:
         text = f"{local_time(event.at, zone)} {_ACTIONS.get(event.action, event.action)}（{_ACTORS.get(event.actor, event.actor)}）"
         if event.reason:
-            text += f" 原因：{event.reason}"
+            text += f" 原因：{shown_in(event.reason, in_group=in_group)}"
         out.append(text)
     return "\n".join(out)
 

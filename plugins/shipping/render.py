@@ -5,9 +5,8 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from models.tables import ShopOrder
-from plugins._common.views import local_time
+from plugins._common.views import local_time, shown_in
 from services.order_rules import status_name
-from services.privacy import mask_phones_in
 from services.shipping import TrackingView
 from services.tracking import TRACKING_STATE_NAMES, TrackingState
 
@@ -26,8 +25,7 @@ def tracking(order: ShopOrder, view: TrackingView | None, zone: ZoneInfo, *, in_
     if not view.events:
         lines.append("暂无物流信息，揽收后会自动更新。")
     for event in reversed(view.events[-10:]):
-        text = mask_phones_in(event.text) if in_group else event.text
-        lines.append(f"{local_time(event.at, zone)} {text}")
+        lines.append(f"{local_time(event.at, zone)} {shown_in(event.text, in_group=in_group)}")
     return "\n".join(lines)
 
 
