@@ -45,6 +45,12 @@ from .limits import (
 DEFAULT_VARIANT_NAME = "默认"
 
 
+def line_name(item_name: str, variant_name: str) -> str:
+    """How an item and its variant are named on an order line: the item alone when it
+    has only the default variant, else 商品（规格）."""
+    return item_name if variant_name == DEFAULT_VARIANT_NAME else f"{item_name}（{variant_name}）"
+
+
 @dataclass(frozen=True)
 class VariantRef:
     """`12-2` -> (12, 2); `12` -> (12, None), which means `12-1` for single-variant items."""

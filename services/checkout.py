@@ -17,6 +17,7 @@ from models.tables import CheckoutDraft, Item, ShopOrder, Variant
 
 from . import cart, orders
 from .addresses import AddressSnapshot, default_address
+from .catalog import line_name
 from .errors import CartEmpty, DraftExpired, ItemUnavailable, NoAddress, OutOfStock, PriceChanged
 from .orders import check_remark
 
@@ -74,7 +75,7 @@ async def _summary_lines(session: AsyncSession, shop_id: int, wanted: list[tuple
         if variant is None or item is None or not item.listed or item.shop_id != shop_id:
             raise ItemUnavailable(item.name if item else "该商品")
         if variant.stock < quantity:
-            name = item.name if variant.name == "默认" else f"{item.name}（{variant.name}）"
+            name = line_name(item.name, variant.name)
             raise OutOfStock(name, quantity, variant.stock)
         lines.append(SummaryLine(item, variant, quantity))
     return lines

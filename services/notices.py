@@ -11,6 +11,7 @@ from models.tables import ShopOrder
 
 from . import outbox, staff
 from .money import format_fen
+from .order_rules import REQUEST_NAMES
 from .outbox import Segment, Target
 from .privacy import mask_phones_in
 
@@ -54,7 +55,7 @@ def payment_received(order: ShopOrder, *, revived: bool = False) -> str:
 
 
 def request_decided(order: ShopOrder, kind: str, approved: bool, reason: str) -> str:
-    what = {"address": "修改地址", "remark": "修改备注", "cancel": "取消订单"}[kind]
+    what = REQUEST_NAMES[kind]
     verdict = "已同意" if approved else "未通过"
     text = f"订单号：{order.code} 的{what}申请{verdict}。"
     if approved and kind == "cancel":
@@ -75,7 +76,7 @@ def new_order_for_staff(order: ShopOrder) -> str:
 
 
 def request_for_staff(order: ShopOrder, kind: str, reason: str) -> str:
-    what = {"address": "修改地址", "remark": "修改备注", "cancel": "取消订单（已付款）"}[kind]
+    what = REQUEST_NAMES[kind] + ("（已付款）" if kind == "cancel" else "")
     text = f"订单号：{order.code} 顾客申请{what}"
     text += f"，原因：{reason}" if reason else ""
     return text + f"。处理：/审核 {order.code} 同意 或 /审核 {order.code} 拒绝 <原因>"

@@ -32,6 +32,9 @@ STATUS_NAMES: dict[OrderStatus, str] = {
 }
 STATUS_BY_NAME: dict[str, OrderStatus] = {name: status for status, name in STATUS_NAMES.items()}
 
+# What a customer's change/cancel request asks for (RequestKind values), as people read it.
+REQUEST_NAMES: dict[str, str] = {"address": "修改地址", "remark": "修改备注", "cancel": "取消订单"}
+
 # Refunds are possible once money came in and as long as the order is not closed.
 REFUNDABLE = frozenset({S.PAID, S.SHIPPED, S.DELIVERED, S.COMPLETED})
 

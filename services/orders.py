@@ -28,7 +28,7 @@ from models.tables import (
 
 from . import order_rules
 from .addresses import AddressSnapshot
-from .catalog import VariantRef
+from .catalog import VariantRef, line_name
 from .codes import new_code, normalise_code
 from .errors import (
     AlreadyPaid,
@@ -250,7 +250,7 @@ async def place_order(
         if variant is None or item is None or not item.listed or item.shop_id != shop_id:
             raise ItemUnavailable(item.name if item else "该商品")
         if variant.stock < quantity:
-            raise OutOfStock(_line_name(item.name, variant.name), quantity, variant.stock)
+            raise OutOfStock(line_name(item.name, variant.name), quantity, variant.stock)
         goods.append((variant, item, quantity))
     order = ShopOrder(
         code=await _unused_code(session),
@@ -273,7 +273,7 @@ async def place_order(
     for variant, item, quantity in goods:
         variant_id = variant.id or 0
         if not await reserve_stock(session, variant_id, quantity):
-            raise OutOfStock(_line_name(item.name, variant.name), quantity, await _current_stock(session, variant_id))
+            raise OutOfStock(line_name(item.name, variant.name), quantity, await _current_stock(session, variant_id))
         line = OrderLine(
             order_id=order.id or 0,
             variant_id=variant_id,
@@ -301,10 +301,6 @@ async def place_order(
     )
     await session.flush()
     return order
-
-
-def _line_name(item_name: str, variant_name: str) -> str:
-    return item_name if variant_name == "默认" else f"{item_name}（{variant_name}）"
 
 
 async def _unused_code(session: AsyncSession) -> str:
@@ -397,7 +393,7 @@ async def amend_quantity(session: AsyncSession, order: ShopOrder, ref: VariantRe
         raise LastLine(order.code)
     delta = quantity - old
     if delta > 0 and not await reserve_stock(session, line.variant_id, delta):
-        raise OutOfStock(_line_name(line.item_name, line.variant_name), quantity, old + await _current_stock(session, line.variant_id))
+        raise OutOfStock(line_name(line.item_name, line.variant_name), quantity, old + await _current_stock(session, line.variant_id))
     if delta < 0:
         await release_stock(session, line.variant_id, -delta)
     if quantity == 0:
@@ -406,7 +402,7 @@ async def amend_quantity(session: AsyncSession, order: ShopOrder, ref: VariantRe
     else:
         line.quantity = quantity
     order.total_fen = order_total(lines)
-    _event(session, order, actor, "quantity_changed", now, detail=f"{_line_name(line.item_name, line.variant_name)} 数量 {old} → {quantity}，合计 {order.total_fen} 分")
+    _event(session, order, actor, "quantity_changed", now, detail=f"{line_name(line.item_name, line.variant_name)} 数量 {old} → {quantity}，合计 {order.total_fen} 分")
     await session.flush()
     return line, old
 
@@ -564,7 +560,7 @@ async def _reserve_again(session: AsyncSession, order: ShopOrder) -> None:
     for line in await order_lines(session, order.id or 0):
         if not await reserve_stock(session, line.variant_id, line.quantity):
             available = await _current_stock(session, line.variant_id)
-            raise LatePaymentStockGone(order.code, _line_name(line.item_name, line.variant_name), available)
+            raise LatePaymentStockGone(order.code, line_name(line.item_name, line.variant_name), available)
 
 
 async def refund(

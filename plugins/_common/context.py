@@ -46,6 +46,12 @@ class CommandContext:
         return self.role >= Role.STAFF
 
     @property
+    def own_only(self) -> int | None:
+        """The `customer_id` filter for reading orders and tickets: customers only ever
+        see their own; staff see all."""
+        return None if self.is_staff else self.user_id
+
+    @property
     def actor(self) -> Actor:
         """Who is acting, as order and ticket events record it."""
         return Actor(_ACTOR_KINDS[self.role], self.user_id)

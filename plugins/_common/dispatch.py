@@ -15,6 +15,7 @@ from nonebot.adapters.onebot.v11 import (
     MessageSegment,
 )
 
+from services.checkout import chat_key
 from services.errors import ShopError
 from services.staff import Role
 
@@ -95,7 +96,7 @@ def _dialogue(runtime: ShopRuntime, event: MessageEvent, text: str, in_group: bo
     """A reply inside a pending order summary: 确认, 取消, or (private, when the summary
     asked for one) an address line. Looked up before the command table."""
     group_id = event.group_id if in_group else None  # type: ignore[attr-defined]
-    pending = runtime.drafts.get(f"g:{group_id}" if group_id else "p", event.user_id)
+    pending = runtime.drafts.get(chat_key(group_id), event.user_id)
     if pending is None:
         return None
     word = text.strip()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from services import aftersales, limits, reviews, tracking
 from services import errors as e
 from services.money import format_fen
+from services.order_rules import REQUEST_NAMES
 
 _FIELD_NAMES = {
     limits.FIELD_ITEM_NAME: "商品名称",
@@ -65,7 +66,6 @@ def _invalid_value(error: e.InvalidValue) -> str:
     return f"{name}格式不对。"
 
 
-_REQUEST_NAMES = {"address": "修改地址", "remark": "修改备注", "cancel": "取消订单"}
 _STATUS_HINTS = {
     "pending_payment": "订单还没付款",
     "paid": "订单已付款",
@@ -159,7 +159,7 @@ def render_error(error: e.ShopError) -> str:
         case e.LastLine(code=code):
             return f"订单至少要保留一种商品。不想要了请发 /取消 {code}。"
         case e.RequestPending(kind=kind):
-            return f"已有一个{_REQUEST_NAMES.get(kind, '')}申请在等店家审核，请耐心等待。"
+            return f"已有一个{REQUEST_NAMES.get(kind, '')}申请在等店家审核，请耐心等待。"
         case e.NoPendingRequest(code=code):
             return f"订单 {code} 没有待审核的申请。"
         case e.RefundTooLarge(refundable=0):

@@ -77,7 +77,7 @@ async def show_ticket(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     ctx.args.end()
     async with ctx.runtime.database.read() as session:
-        ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=None if ctx.is_staff else ctx.user_id)
+        ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.own_only)
         view = await aftersales.ticket_detail(session, ticket)
     return Reply(render.detail(view, ctx.runtime.settings.timezone, in_group=ctx.in_group))
 

@@ -9,7 +9,7 @@ from plugins._common.views import item_summary_line, local_time
 from services.catalog import ItemPage, StockChange, VariantRef
 from services.limits import ORDER_PAGE_SIZE
 from services.money import format_fen
-from services.order_rules import status_name
+from services.order_rules import REQUEST_NAMES, status_name
 from services.stats import ShopStats
 
 _STOCK_VERBS = {"add": "增加", "sub": "减少", "set": "设为"}
@@ -107,7 +107,6 @@ def group_disabled(changed: bool) -> str:
 
 # --- orders -------------------------------------------------------------------------
 
-_REQUESTS = {"address": "修改地址", "remark": "修改备注", "cancel": "取消订单"}
 
 
 def order_list(
@@ -140,7 +139,7 @@ def payment_recorded(order: ShopOrder, recorded: bool, *, revived: bool = False)
 
 
 def requests_decided(order: ShopOrder, requests: list[OrderRequest], approved: bool) -> str:
-    names = "、".join(_REQUESTS[r.kind] for r in requests)
+    names = "、".join(REQUEST_NAMES[r.kind] for r in requests)
     verdict = "已同意" if approved else "已拒绝"
     text = f"订单号：{order.code} {verdict}：{names}。已通知顾客。"
     if approved and any(r.kind == "cancel" for r in requests):

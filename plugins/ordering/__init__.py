@@ -3,9 +3,13 @@ dialogue), /地址, /订单, /付款, /修改, /取消."""
 
 from __future__ import annotations
 
-from nonebot.plugin import PluginMetadata
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from models.tables import OrderStatus
+from nonebot.plugin import PluginMetadata
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import CheckoutDraft, OrderStatus, ShopOrder
 from models.types import utcnow
 from plugins._common.args import ArgReader, UsageError, is_integer_word, normalise_word
 from plugins._common.context import CommandContext, Reply
@@ -19,6 +23,8 @@ from services.order_rules import STATUS_BY_NAME, Mode
 from services.shop import get_shop
 
 from . import render
+
+T = TypeVar("T")
 
 __plugin_meta__ = PluginMetadata(
     name="购物车与下单",
@@ -89,11 +95,10 @@ async def _start_checkout(ctx: CommandContext, source: str, wanted: list[tuple[i
     except NoAddress:
         ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
         return Reply(render.address_in_private_first())
-    ctx.runtime.drafts.put(chat_key(ctx), ctx.user_id, summary.draft.expires_at, summary.address is None)
     if summary.address is None:
+        ctx.runtime.drafts.put(chat_key(ctx), ctx.user_id, summary.draft.expires_at, True)
         return Reply(render.ask_address(summary))
-    minutes = max(1, round(settings.confirm_timeout_seconds / 60))
-    return Reply(render.summary(summary, in_group=ctx.in_group, timeout_minutes=minutes))
+    return _summary_reply(ctx, summary)
 
 
 @command(
@@ -122,44 +127,62 @@ async def checkout_cart(ctx: CommandContext) -> Reply:
     return await _start_checkout(ctx, "cart", wanted, remark)
 
 
+async def _or_discard(
+    ctx: CommandContext, session: AsyncSession, draft: CheckoutDraft, work: Callable[[], Awaitable[T]]
+) -> tuple[T | None, ShopError | None]:
+    """Runs `work` in a savepoint. If it fails for a shop reason (stock gone, item delisted,
+    price changed since the summary), only its part is undone: the summary is deleted in
+    the same transaction (so the customer starts afresh) and the error is returned for the
+    caller to raise once the transaction has committed. One write lock per message."""
+    try:
+        async with session.begin_nested():
+            return await work(), None
+    except ShopError as error:
+        await checkout.discard(session, draft)
+        ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
+        return None, error
+
+
 @dialogue("confirm", area=AREA, usage="确认", example="确认")
 async def confirm(ctx: CommandContext) -> Reply:
     now = utcnow()
     settings = ctx.runtime.settings
-    ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
     async with ctx.runtime.database.write() as session:
         draft = await checkout.find(session, ctx.shop_id, ctx.user_id, ctx.group_id)
-        if draft is None:
+        if draft is None or draft.expires_at <= now:
+            ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
+            if draft is not None:
+                await checkout.discard(session, draft)
             return Reply(render.draft_expired())
-        if draft.expires_at <= now:
-            await checkout.discard(session, draft)
-            return Reply(render.draft_expired())
+        summary: checkout.Summary | None = None
+        order: ShopOrder | None = None
         if draft.awaiting_address:
             # The address may have come by /地址 添加 instead of a bare line: show the
             # summary with it, and let the customer confirm what they now see.
             if await addresses.default_address(session, ctx.shop_id, ctx.user_id) is None:
                 ctx.runtime.drafts.put(chat_key(ctx), ctx.user_id, draft.expires_at, True)
                 return Reply(render.ask_address(await checkout.summary_of(session, draft)))
-            summary = await checkout.address_given(session, draft, now, settings.confirm_timeout)
-            ctx.runtime.drafts.put(chat_key(ctx), ctx.user_id, summary.draft.expires_at, False)
-            minutes = max(1, round(settings.confirm_timeout_seconds / 60))
-            return Reply(render.summary(summary, in_group=ctx.in_group, timeout_minutes=minutes))
-        failure: ShopError | None = None
-        try:
-            # A savepoint, so that when the order cannot be made (stock ran out or the
-            # item was delisted since the summary) only its part is undone and the used-up
-            # draft is deleted in this same transaction: one write lock per 确认, which is
-            # what a flash sale queues on (bench/flash_sale.py).
-            async with session.begin_nested():
+            summary, failure = await _or_discard(
+                ctx, session, draft, lambda: checkout.address_given(session, draft, now, settings.confirm_timeout)
+            )
+        else:
+            # From here the summary is used up, whatever happens to the order (a flash
+            # sale queues on this one write lock: bench/flash_sale.py).
+            ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
+
+            async def place() -> ShopOrder:
                 order = await checkout.confirm(session, draft, now, settings.unpaid_timeout)
                 await notices.to_staff(
                     session, ctx.shop_id, ctx.runtime.access.owners, notices.new_order_for_staff(order), f"order:{order.code}:new", now
                 )
-        except ShopError as error:
-            failure = error
-            await checkout.discard(session, draft)
+                return order
+
+            order, failure = await _or_discard(ctx, session, draft, place)
     if failure is not None:
         raise failure
+    if summary is not None:
+        return _summary_reply(ctx, summary)
+    assert order is not None
     wake_outbox(ctx)
     return Reply(render.order_created_text(order, settings.timezone))
 
@@ -185,10 +208,21 @@ async def address_reply(ctx: CommandContext) -> Reply:
             ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
             return Reply(render.draft_expired())
         await addresses.add_address(session, ctx.shop_id, ctx.user_id, snapshot)
-        summary = await checkout.address_given(session, draft, now, settings.confirm_timeout)
-    ctx.runtime.drafts.put(chat_key(ctx), ctx.user_id, summary.draft.expires_at, False)
-    minutes = max(1, round(settings.confirm_timeout_seconds / 60))
-    return Reply(render.summary(summary, in_group=False, timeout_minutes=minutes))
+        # The address is kept even when the goods are gone meanwhile.
+        summary, failure = await _or_discard(
+            ctx, session, draft, lambda: checkout.address_given(session, draft, now, settings.confirm_timeout)
+        )
+    if failure is not None:
+        raise failure
+    assert summary is not None
+    return _summary_reply(ctx, summary)
+
+
+def _summary_reply(ctx: CommandContext, summary: checkout.Summary) -> Reply:
+    """Indexes the summary for the 确认/取消 that follow, and shows it."""
+    ctx.runtime.drafts.put(chat_key(ctx), ctx.user_id, summary.draft.expires_at, summary.address is None)
+    minutes = max(1, round(ctx.runtime.settings.confirm_timeout_seconds / 60))
+    return Reply(render.summary(summary, in_group=ctx.in_group, timeout_minutes=minutes))
 
 
 # --- addresses ----------------------------------------------------------------------
@@ -239,11 +273,6 @@ async def manage_addresses(ctx: CommandContext) -> Reply:
 # --- orders -------------------------------------------------------------------------
 
 
-def customer_filter(ctx: CommandContext) -> int | None:
-    """Customers only ever see their own orders; staff see all."""
-    return None if ctx.is_staff else ctx.user_id
-
-
 @command(
     "订单",
     aliases=("orders",),
@@ -262,7 +291,7 @@ async def my_orders(ctx: CommandContext) -> Reply:
         code = ctx.args.order_code()
         ctx.args.end()
         async with ctx.runtime.database.read() as session:
-            order = await orders.get_order(session, ctx.shop_id, code, customer_id=customer_filter(ctx))
+            order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.own_only)
             detail = await orders.order_detail(session, order)
             tracking = await shipping.tracking_view(session, order)
         return Reply(
@@ -284,7 +313,7 @@ async def pay(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     ctx.args.end()
     async with ctx.runtime.database.read() as session:
-        order = await orders.get_order(session, ctx.shop_id, code, customer_id=customer_filter(ctx))
+        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.own_only)
         shop = await get_shop(session, ctx.shop_id)
     if order.status != OrderStatus.PENDING_PAYMENT.value:
         return Reply(render.not_payable(order))

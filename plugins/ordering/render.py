@@ -8,10 +8,10 @@ from models.tables import Address, OrderEvent, OrderLine, OrderRequest, ShopOrde
 from plugins._common.views import ACTOR_NAMES, address_text, local_time, shown_in
 from services.addresses import AddressSnapshot
 from services.cart import CartView
-from services.catalog import VariantRef
+from services.catalog import VariantRef, line_name
 from services.checkout import Summary
 from services.money import format_fen
-from services.order_rules import Mode, status_name
+from services.order_rules import REQUEST_NAMES, Mode, status_name
 from services.shipping import TrackingView
 
 CONFIRM_PROMPT = '回复"确认"提交订单，回复"取消"放弃'
@@ -41,11 +41,6 @@ _ACTIONS = {
     "completed": "确认收货，订单完成",
     "auto_completed": "自动确认收货，订单完成",
 }
-_REQUEST_NAMES = {"address": "修改地址", "remark": "修改备注", "cancel": "取消订单"}
-
-
-def _line_name(item_name: str, variant_name: str) -> str:
-    return item_name if variant_name == "默认" else f"{item_name}（{variant_name}）"
 
 
 def _address(address: AddressSnapshot | Address, in_group: bool) -> str:
@@ -56,7 +51,7 @@ def _address(address: AddressSnapshot | Address, in_group: bool) -> str:
 
 
 def added_to_cart(ref: VariantRef, name: str, variant_name: str, quantity: int) -> str:
-    return f"已加入购物车：{ref} {_line_name(name, variant_name)}，现有 {quantity} 件。发 /购物车 查看，/结算 下单。"
+    return f"已加入购物车：{ref} {line_name(name, variant_name)}，现有 {quantity} 件。发 /购物车 查看，/结算 下单。"
 
 
 def cart(views: list[CartView]) -> str:
@@ -66,7 +61,7 @@ def cart(views: list[CartView]) -> str:
     total = 0
     unavailable = []
     for view in views:
-        name = _line_name(view.item.name, view.variant.name)
+        name = line_name(view.item.name, view.variant.name)
         line = f"{view.ref} {name} {format_fen(view.variant.price_fen)} × {view.line.quantity}"
         if not view.item.listed:
             line += "（已下架）"
@@ -85,7 +80,7 @@ def cart(views: list[CartView]) -> str:
 
 
 def removed_from_cart(view: CartView) -> str:
-    return f"已从购物车移出：{view.ref} {_line_name(view.item.name, view.variant.name)}"
+    return f"已从购物车移出：{view.ref} {line_name(view.item.name, view.variant.name)}"
 
 
 def cart_cleared(count: int) -> str:
@@ -99,7 +94,7 @@ def summary(result: Summary, *, in_group: bool, timeout_minutes: int) -> str:
     lines = ["请确认订单："]
     for line in result.lines:
         ref = VariantRef(line.item.id or 0, line.variant.position)
-        name = _line_name(line.item.name, line.variant.name)
+        name = line_name(line.item.name, line.variant.name)
         lines.append(f"{ref} {name} {format_fen(line.variant.price_fen)} × {line.quantity} = {format_fen(line.subtotal_fen)}")
     lines.append(f"合计：{format_fen(result.total_fen)}")
     if result.address is not None:
@@ -175,7 +170,7 @@ def address_private_only() -> str:
 def _items_brief(lines: list[OrderLine]) -> str:
     if not lines:
         return ""
-    first = _line_name(lines[0].item_name, lines[0].variant_name)
+    first = line_name(lines[0].item_name, lines[0].variant_name)
     count = sum(line.quantity for line in lines)
     return f"{first}等{count}件" if len(lines) > 1 or count > 1 else first
 
@@ -206,7 +201,7 @@ def order_detail(
     out = [f"订单号：{order.code}", f"状态：{status_name(order.status)}"]
     for line in lines:
         out.append(
-            f"{line.item_id}-{line.position} {_line_name(line.item_name, line.variant_name)} "
+            f"{line.item_id}-{line.position} {line_name(line.item_name, line.variant_name)} "
             f"{format_fen(line.unit_price_fen)} × {line.quantity}"
         )
     money = f"合计：{format_fen(order.total_fen)}"
@@ -220,7 +215,7 @@ def order_detail(
         out.append(f"备注：{shown_in(order.remark, in_group=in_group)}")
     for request in pending:
         reason = f"（{shown_in(request.reason, in_group=in_group)}）" if request.reason else ""
-        out.append(f"待店家审核：{_REQUEST_NAMES[request.kind]}{reason}")
+        out.append(f"待店家审核：{REQUEST_NAMES[request.kind]}{reason}")
     if tracking is not None:
         latest_text = tracking.events[-1].text if tracking.events else ""
         latest = f"，最新：{shown_in(latest_text, in_group=in_group)}" if latest_text else ""
@@ -254,7 +249,7 @@ def amended(order: ShopOrder, what: str, mode: Mode) -> str:
 
 
 def quantity_changed(order: ShopOrder, line: OrderLine, old: int, new: int) -> str:
-    name = _line_name(line.item_name, line.variant_name)
+    name = line_name(line.item_name, line.variant_name)
     change = f"已移除 {name}" if new == 0 else f"{name} 数量 {old} → {new}"
     return f"订单号：{order.code} {change}，合计 {format_fen(order.total_fen)}。"
 

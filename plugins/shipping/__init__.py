@@ -58,7 +58,7 @@ async def track(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     ctx.args.end()
     async with ctx.runtime.database.read() as session:
-        order = await orders.get_order(session, ctx.shop_id, code, customer_id=None if ctx.is_staff else ctx.user_id)
+        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.own_only)
         view = await shipping.tracking_view(session, order)
     return Reply(render.tracking(order, view, ctx.runtime.settings.timezone, in_group=ctx.in_group))
 
