@@ -36,9 +36,20 @@ def mask_name(name: str) -> str:
     return (name[:1] + "*" * max(1, len(name) - 1)) if name else ""
 
 
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+# Digits as people type them: full-width ones too (a Chinese IME gives １３８…).
+_ASCII_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+# A mobile number, with or without +86 / 86, written straight or as 138-0000-1111 or
+# 138 0000 1111; and a landline, 0571-88886666 or 057188886666. Not inside a longer run
+# of letters or digits (tracking and order numbers).
+_MOBILE_IN_TEXT = re.compile(
+    r"(?<![0-9A-Za-z+])(?:\+?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?![0-9A-Za-z])"
+)
+_LANDLINE_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(0\d{2,3})[\s-]?(\d{3,4})(\d{4})(?![0-9A-Za-z])")
 
 
 def mask_phones_in(text: str) -> str:
-    """Free text bound for a group (tracking events, notices): mobile numbers masked."""
-    return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    """Free text bound for a group (remarks, reasons, tracking events, notices): mobile
+    and landline numbers masked, 138****1111 and 0571-****6666."""
+    text = text.translate(_ASCII_DIGITS)
+    text = _MOBILE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    return _LANDLINE_IN_TEXT.sub(lambda m: f"{m.group(1)}-****{m.group(3)}", text)

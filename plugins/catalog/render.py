@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plugins._common.views import item_summary_line
+from plugins._common.views import item_summary_line, shown_in
 from services.catalog import ItemDetail, ItemPage, ItemSummary
 from services.money import format_fen
 from services.reviews import ItemRating
@@ -48,7 +48,9 @@ def _rating_line(sold: int, rating: ItemRating | None) -> str:
     return f"已售 {sold} 件 · 评分 {rating.average:.1f}/5（{rating.count} 条评价）"
 
 
-def item_detail(detail: ItemDetail, *, show_shelf_state: bool, rating: ItemRating | None = None) -> str:
+def item_detail(
+    detail: ItemDetail, *, show_shelf_state: bool, rating: ItemRating | None = None, in_group: bool = False
+) -> str:
     item = detail.item
     header = f"【{item.id}】{item.name}"
     if show_shelf_state and not item.listed:
@@ -64,7 +66,7 @@ def item_detail(detail: ItemDetail, *, show_shelf_state: bool, rating: ItemRatin
         lines.append(f"{detail.ref(variant)} {variant.name} {format_fen(variant.price_fen)} {stock}")
     lines.append(_rating_line(detail.sold, rating))
     for review in rating.latest if rating else []:
-        lines.append(f"  {'★' * review.rating} {review.text}")
+        lines.append(f"  {'★' * review.rating} {shown_in(review.text, in_group=in_group)}")
     lines.append("支持七天无理由退货" if item.no_reason_return else "不支持七天无理由退货")
     first = detail.variants[0] if detail.variants else None
     if first is not None and item.listed:

@@ -55,6 +55,18 @@ async def test_review_once_per_completed_order_shows_on_detail(app: App, shop: A
     )
 
 
+async def test_a_phone_in_a_review_is_masked_on_group_detail(app: App, shop: Any, completed: str) -> None:
+    review = private(f"/评价 {completed} 5 好喝，回购找我 13912345678", CUSTOMER_ID)
+    in_group = group("/详情 2", OTHER_CUSTOMER_ID, GROUP_ID)
+    in_private = private("/详情 2", OTHER_CUSTOMER_ID)
+    await converse(
+        app,
+        (review, Says(review, "谢谢评价")),
+        (in_group, Says(in_group, "★★★★★ 好喝，回购找我 139****5678", absent=("13912345678",))),
+        (in_private, Says(in_private, "★★★★★ 好喝，回购找我 13912345678")),
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [

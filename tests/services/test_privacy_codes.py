@@ -6,7 +6,7 @@ import pytest
 
 from services import codes
 from services.codes import ALPHABET, CODE_LENGTH, looks_like_code, new_code, normalise_code
-from services.privacy import city_of, mask_name, mask_phone
+from services.privacy import city_of, mask_name, mask_phone, mask_phones_in
 
 # --- phones ------------------------------------------------------------------------------
 
@@ -117,3 +117,24 @@ def test_looks_like_code() -> None:
     assert not looks_like_code(code + "2")
     assert not looks_like_code("0" + code[1:])  # 0 is not in the alphabet
     assert not looks_like_code("12")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("到了打 13812345678", "到了打 138****5678"),
+        ("电话+8613812345678", "电话138****5678"),
+        ("电话 86 13812345678", "电话 138****5678"),
+        ("138-1234-5678 或 138 1234 5678", "138****5678 或 138****5678"),
+        ("全角１３８１２３４５６７８", "全角138****5678"),
+        ("座机 0571-88886666，010 62345678", "座机 0571-****6666，010-****5678"),
+        ("派件员 张师傅 15900001234 正在派送", "派件员 张师傅 159****1234 正在派送"),
+        # Not phones: tracking and order numbers, amounts, dates.
+        ("SF1381234567890 已揽收", "SF1381234567890 已揽收"),
+        ("运单 YT13812345678 到达", "运单 YT13812345678 到达"),
+        ("2026-11-23 10:00 金额 1999.00", "2026-11-23 10:00 金额 1999.00"),
+        ("", ""),
+    ],
+)
+def test_mask_phones_in(text: str, shown: str) -> None:
+    assert mask_phones_in(text) == shown
