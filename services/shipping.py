@@ -17,6 +17,7 @@ from . import notices, orders
 from .errors import InvalidTransition, InvalidValue, ShopError
 from .orders import Actor
 from .tracking import (
+    NOT_ARRIVING,
     TRACKING_STATE_NAMES,
     Carrier,
     TrackingConfigError,
@@ -193,6 +194,11 @@ async def poll_due(
             fresh_order = await session.get(ShopOrder, order.id)
             if fresh_shipment is None or fresh_order is None or not fresh_shipment.in_transit:
                 continue
+            if fresh_order.status != S.SHIPPED.value:
+                # Refunded, or completed by hand, meanwhile: the customer wants no more
+                # pushes about it, and the shop no more paid queries.
+                fresh_shipment.in_transit = False
+                continue
             fresh_shipment.next_poll_at = now + interval
             if error:
                 fresh_shipment.poll_failures += 1
@@ -244,7 +250,12 @@ async def auto_confirm_due(
             await session.execute(
                 select(ShopOrder.id)
                 .join(Shipment, Shipment.order_id == ShopOrder.id)
-                .where(ShopOrder.status == S.SHIPPED.value, Shipment.shipped_at <= now - after_shipping)
+                .where(
+                    ShopOrder.status == S.SHIPPED.value,
+                    Shipment.shipped_at <= now - after_shipping,
+                    # A parcel on its way back never completes by itself.
+                    Shipment.state.not_in([state.value for state in NOT_ARRIVING]),  # type: ignore[attr-defined]
+                )
             )
         ).scalars().all()
     done = []

@@ -178,6 +178,19 @@ class TrackingState(StrEnum):
         return cls.IN_TRANSIT if state is None else state
 
 
+# The parcel is going back to the shop (or was refused): it will never reach the
+# customer, so the order must not complete by itself; staff handle it (refund, resend).
+NOT_ARRIVING = frozenset({TrackingState.RETURN_SIGNED, TrackingState.RETURNING, TrackingState.REJECTED})
+
+
+def state_name(value: str) -> str:
+    """The Chinese name of a stored tracking state; an unknown value is shown as it is."""
+    try:
+        return TRACKING_STATE_NAMES[TrackingState(value)]
+    except (ValueError, KeyError):
+        return value
+
+
 TRACKING_STATE_NAMES: dict[TrackingState, str] = {
     TrackingState.IN_TRANSIT: "在途",
     TrackingState.PICKED_UP: "揽收",

@@ -55,13 +55,30 @@ async def _tick() -> None:
     runtime = current_runtime()
     if runtime is None:
         return
-    settings = runtime.settings
     now = utcnow()
     if not await _hold_clock_lease(runtime, now):
         return
+    # Each job on its own: one that fails (a bug, a broken row) must not stop the others
+    # on every tick from then on. The failure is logged with its traceback.
+    for job in (_order_clocks, _tracking_clocks, _ticket_clocks, _purge_summaries):
+        try:
+            await job(runtime, now)
+        except Exception:
+            logger.exception(f"clocks: {job.__name__} failed; the other jobs ran, it is retried next tick")
+
+
+async def _order_clocks(runtime: ShopRuntime, now: datetime) -> None:
+    settings = runtime.settings
     report = await run_order_clocks(
         runtime.database, OrderClockSettings(settings.unpaid_timeout, settings.refund_auto_approve), now
     )
+    if report.expired or report.reminded or report.auto_approved:
+        logger.info(f"clocks: expired {report.expired}, reminded {report.reminded}, auto-approved {report.auto_approved}")
+        runtime.outbox_wakeup.set()
+
+
+async def _tracking_clocks(runtime: ShopRuntime, now: datetime) -> None:
+    settings = runtime.settings
     polled = await shipping.poll_due(
         runtime.database, _provider(runtime), now, timedelta(minutes=settings.tracking_poll_minutes)
     )
@@ -73,6 +90,10 @@ async def _tick() -> None:
     if polled.new_events or polled.delivered or completed:
         logger.info(f"tracking: {polled.new_events} new events, delivered {polled.delivered}, auto-completed {completed}")
         runtime.outbox_wakeup.set()
+
+
+async def _ticket_clocks(runtime: ShopRuntime, now: datetime) -> None:
+    settings = runtime.settings
     tickets = await aftersales.run_ticket_clocks(
         runtime.database,
         runtime.access.owners,
@@ -82,13 +103,13 @@ async def _tick() -> None:
     if tickets.reminded or tickets.escalated or tickets.expired_returns:
         logger.info(f"tickets: reminded {tickets.reminded}, escalated {tickets.escalated}, returns closed {tickets.expired_returns}")
         runtime.outbox_wakeup.set()
+
+
+async def _purge_summaries(runtime: ShopRuntime, now: datetime) -> None:
     async with runtime.database.write() as session:
         purged = await checkout.purge_expired(session, now)
     if purged:
         await reload_drafts(runtime.database, runtime.drafts)
-    if report.expired or report.reminded or report.auto_approved:
-        logger.info(f"clocks: expired {report.expired}, reminded {report.reminded}, auto-approved {report.auto_approved}")
-        runtime.outbox_wakeup.set()
 
 
 async def _hold_clock_lease(runtime: ShopRuntime, now: datetime) -> bool:

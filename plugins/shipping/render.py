@@ -8,7 +8,7 @@ from models.tables import ShopOrder
 from plugins._common.views import local_time, shown_in
 from services.order_rules import status_name
 from services.shipping import TrackingView
-from services.tracking import TRACKING_STATE_NAMES, TrackingState
+from services.tracking import state_name
 
 
 def shipped(order: ShopOrder, carrier: str, number: str) -> str:
@@ -21,7 +21,7 @@ def tracking(order: ShopOrder, view: TrackingView | None, zone: ZoneInfo, *, in_
     shipment = view.shipment
     lines = [f"订单号：{order.code} {status_name(order.status)}", f"{shipment.carrier_name} {shipment.number}"]
     if shipment.state:
-        lines.append(f"当前：{TRACKING_STATE_NAMES.get(TrackingState(shipment.state), shipment.state)}")
+        lines.append(f"当前：{state_name(shipment.state)}")
     if not view.events:
         lines.append("暂无物流信息，揽收后会自动更新。")
     for event in reversed(view.events[-10:]):

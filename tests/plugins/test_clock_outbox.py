@@ -261,6 +261,40 @@ async def test_tick_purges_expired_summaries_and_confirm_is_then_ignored(
     assert await orders_of(shop) == []
 
 
+async def test_a_failing_clock_job_does_not_stop_the_others(
+    app: App, shop: ShopRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tracking provider breaks in a way nobody foresaw: the tracking job fails (and
+    is logged), while the jobs after it (expired summaries here) still run."""
+    from sqlalchemy import update
+
+    import plugins.clocks
+    from models.tables import CheckoutDraft
+    from services.tracking import Carrier
+
+    class BrokenProvider:
+        name = "kuaidi100"
+
+        async def query(self, carrier: Carrier, number: str, phone: str | None = None) -> None:
+            raise RuntimeError("provider exploded")
+
+        async def aclose(self) -> None:
+            return None
+
+    monkeypatch.setattr(plugins.clocks, "_provider", lambda runtime: BrokenProvider())
+    code = await seed_order(shop, CUSTOMER_ID)
+    await pay_order(shop, code)
+    ship = private(f"/发货 {code} 顺丰 SF1234567890", OWNER_ID)
+    await converse(app, (ship, Says(ship, "已发货")))
+    await save_address(shop, CUSTOMER_ID)
+    buy = private("/下单 2", CUSTOMER_ID)
+    await converse(app, (buy, Says(buy, '回复"确认"提交订单')))
+    async with shop.database.write() as session:
+        await session.execute(update(CheckoutDraft).values(expires_at=now() - timedelta(seconds=1)))
+    await tick()
+    assert await drafts_of(shop) == []
+
+
 async def test_tick_without_a_running_shop_does_nothing(
     shop: ShopRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,6 +27,7 @@ from services.addresses import AddressSnapshot
 from services.errors import InvalidTransition, InvalidValue
 from services.orders import Actor
 from services.tracking import (
+    NOT_ARRIVING,
     Carrier,
     Kuaidi100Provider,
     ManualProvider,
@@ -711,3 +712,33 @@ async def test_auto_confirm_leaves_orders_the_customer_already_completed(db: Dat
         await shipping.confirm_received(s, order, CUSTOMER, NOW - timedelta(days=9))
     assert await shipping.auto_confirm_due(db, NOW, AFTER_DELIVERY, AFTER_SHIPPING) == []
     assert "completed" not in _keys(await _notices(db, code), code)
+
+
+@pytest.mark.parametrize("state", sorted(s.value for s in NOT_ARRIVING))
+async def test_auto_confirm_never_completes_a_parcel_on_its_way_back(db: Database, state: str) -> None:
+    back = await _shipped(db, now=NOW - AFTER_SHIPPING - timedelta(days=5))
+    arriving = await _shipped(db, now=NOW - AFTER_SHIPPING)
+    async with db.write() as s:
+        shipment = (await s.execute(select(Shipment).join(ShopOrder).where(ShopOrder.code == back))).scalar_one()
+        shipment.state = state
+    assert await shipping.auto_confirm_due(db, NOW, AFTER_DELIVERY, AFTER_SHIPPING) == [arriving]
+    assert (await _order(db, back)).status == S.SHIPPED.value
+    assert "completed" not in _keys(await _notices(db, back), back)
+
+
+async def test_poll_stops_for_an_order_refunded_in_transit(
+    db: Database, fake: FakeKuaidi100, provider: Kuaidi100Provider
+) -> None:
+    code = await _shipped(db, number="TRANSIT001")
+    async with db.write() as s:
+        order = await orders.get_order(s, SHOP, code)
+        await orders.refund(s, order, None, "顾客拒收，已退款", STAFF, NOW)
+    before = _keys(await _notices(db, code), code)
+    asked = len(fake.requests)
+    report = await shipping.poll_due(db, provider, NOW, INTERVAL)
+    assert (report.polled, report.new_events, report.delivered) == (1, 0, [])
+    assert _keys(await _notices(db, code), code) == before  # no "物流更新" for a refunded order
+    assert (await _shipment(db, code)).in_transit is False
+    later = await shipping.poll_due(db, provider, NOW + INTERVAL, INTERVAL)
+    assert later.polled == 0
+    assert len(fake.requests) - asked <= 1
