@@ -170,16 +170,21 @@ def _materialise(segments: list[dict[str, Any]], runtime: ShopRuntime) -> list[d
 
 
 async def dispatch_once(runtime: ShopRuntime, pacer: outbox.Pacer, bot: Bot | None, *, batch: int = 20) -> int:
-    """Sends what is due now (paced); returns how many were sent."""
+    """Sends up to `batch` due rows (paced); returns how many were sent. Each row is
+    claimed just before its own send, never a batch ahead: a claim runs out after
+    outbox.CLAIM_SECONDS, and another process must not find a row still waiting here
+    behind the pacing and send it too."""
     sent = 0
-    async with runtime.database.write() as session:
-        claimed = await outbox.claim_due(session, utcnow(), batch)
-    for index, message in enumerate(claimed):
+    for _ in range(batch):
+        async with runtime.database.write() as session:
+            claimed = await outbox.claim_due(session, utcnow(), 1)
+        if not claimed:
+            break
+        [message] = claimed
         if bot is None:
             async with runtime.database.write() as session:
-                for unsent in claimed[index:]:
-                    await outbox.release_unsent(session, unsent, utcnow())
-            return sent
+                await outbox.release_unsent(session, message, utcnow())
+            break
         wait = pacer.wait_time(time.monotonic())
         if wait > 0:
             await asyncio.sleep(wait)

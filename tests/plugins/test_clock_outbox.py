@@ -368,6 +368,31 @@ async def test_dispatch_sends_oldest_first(app: App, shop: ShopRuntime) -> None:
     assert await unsent(shop) == []
 
 
+async def test_rows_waiting_behind_the_pacing_are_not_claimed(shop: ShopRuntime) -> None:
+    """Another bot process may dispatch too: a row claimed long before its turn would run
+    out of claim while it waits, be taken by the other process and go out twice. So each
+    row is claimed only just before its own send."""
+    from plugins.clocks import dispatch_once
+    from services import outbox
+
+    async with shop.database.write() as session:
+        for n in range(3):
+            await outbox.enqueue(
+                session, outbox.Target("private", OWNER_ID), [outbox.text(f"第{n}条")], f"test:{n}", now() - timedelta(minutes=3 - n)
+            )
+    seen: list[tuple[str, list[int]]] = []
+
+    class RecordingBot:
+        async def call_api(self, action: str, **params: Any) -> dict[str, int]:
+            attempts = sorted(r.attempts for r in await outbox_rows(shop) if r.sent_at is None)
+            seen.append((params["message"][0]["data"]["text"], attempts))
+            return {"message_id": len(seen)}
+
+    assert await dispatch_once(shop, outbox.Pacer(0, 1000), RecordingBot()) == 3  # type: ignore[arg-type]
+    # While each one was being sent, it alone was claimed (attempts 1); the rest were not.
+    assert seen == [("第0条", [0, 0, 1]), ("第1条", [0, 1]), ("第2条", [1])]
+
+
 async def test_no_bot_keeps_rows_without_counting_attempts(app: App, shop: ShopRuntime) -> None:
     code = await seed_order(shop, CUSTOMER_ID)
     await expire(shop, code)
