@@ -30,21 +30,32 @@ MIN_LEASE = timedelta(minutes=5)
 _LEASE = ClockLease.__table__.c  # type: ignore[attr-defined]
 
 
+def _pid_namespace() -> str:
+    """Which pid namespace this process lives in: two containers on one host (host
+    networking gives them the same host name) each have their own pid 1."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return "-"
+
+
 def holder_name() -> str:
-    """Unique per process start: host, pid, and a random part (pids are reused)."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
+    """Unique per process start: host, pid namespace, pid, and a random part (pids are
+    reused)."""
+    return f"{socket.gethostname()[:60]}:{_pid_namespace()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def holder_is_gone(other: str, me: str) -> bool:
-    """True when `other` (a holder name) was a process on this host that no longer runs.
-    Holders on other hosts are never judged: their lease has to run out."""
+    """True when `other` (a holder name) was a process on this host, in this pid
+    namespace, that no longer runs. Any other holder is never judged: its lease has to
+    run out."""
     try:
-        other_host, other_pid, _ = other.rsplit(":", 2)
-        my_host, my_pid, _ = me.rsplit(":", 2)
+        other_host, other_ns, other_pid, _ = other.rsplit(":", 3)
+        my_host, my_ns, my_pid, _ = me.rsplit(":", 3)
         pid = int(other_pid)
     except ValueError:
         return False
-    if other == me or other_host != my_host:
+    if other == me or other_host != my_host or other_ns != my_ns or other_ns == "-":
         return False
     if pid == int(my_pid):
         return True  # our own pid under another name: an earlier life of this pid (pid 1 in a container)
@@ -52,7 +63,7 @@ def holder_is_gone(other: str, me: str) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except (PermissionError, OSError):
+    except OSError:  # PermissionError included: someone else's live process
         return False
     return False
 

@@ -56,11 +56,12 @@ async def _tick() -> None:
     if runtime is None:
         return
     now = utcnow()
-    if not await _hold_clock_lease(runtime, now):
-        return
     # Each job on its own: one that fails (a bug, a broken row) must not stop the others
-    # on every tick from then on. The failure is logged with its traceback.
+    # on every tick from then on. The failure is logged with its traceback. The lease is
+    # renewed before each job, so a long one (a large tracking sweep) never outlives it.
     for job in (_order_clocks, _tracking_clocks, _ticket_clocks, _purge_summaries):
+        if not await _hold_clock_lease(runtime, utcnow()):
+            return
         try:
             await job(runtime, now)
         except Exception:

@@ -107,23 +107,29 @@ async def test_a_dead_holder_on_this_host_is_replaced_at_once(db: Database) -> N
     """After a crash and a restart (systemd, Docker) the clocks must not wait the old
     lease out: a holder on this host whose process is gone is taken over at once."""
     import os
-    import socket
     import sys
 
-    host = socket.gethostname()[:60]
     me = leases.holder_name()
+    host, ns, _, _ = me.rsplit(":", 3)
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await child.wait()
     dead_pid = child.pid
-    dead = f"{host}:{dead_pid}:dead0001"
+    dead = f"{host}:{ns}:{dead_pid}:dead0001"
     now = utcnow()
-    for gone in (dead, f"{host}:{os.getpid()}:earlier1"):  # a dead pid; our own pid in an earlier life
+    for gone in (dead, f"{host}:{ns}:{os.getpid()}:earlier1"):  # a dead pid; our own pid in an earlier life
         assert await take(db, gone, now, gone)
         assert leases.holder_is_gone(gone, me)
         assert await take(db, me, now, gone)
         assert await holder_at(db, now, gone) == me
-    # Alive, or on another machine: wait for the lease to run out.
-    for alive in (f"{host}:{os.getppid()}:parent01", f"other-host:{dead_pid}:remote01", "not a holder name"):
+    # Alive, on another machine, or in another container on this machine (its own pid
+    # namespace: its pid 1 is not ours): wait for the lease to run out.
+    for alive in (
+        f"{host}:{ns}:{os.getppid()}:parent01",
+        f"other-host:{ns}:{dead_pid}:remote01",
+        f"{host}:4026599999:{os.getpid()}:contain1",
+        f"{host}:4026599999:{dead_pid}:contain2",
+        "not a holder name",
+    ):
         assert not leases.holder_is_gone(alive, me)
         assert await take(db, alive, now, alive)
         assert not await take(db, me, now, alive)
