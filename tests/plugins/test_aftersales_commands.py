@@ -1126,5 +1126,9 @@ async def test_approve_refund_with_nothing_left_to_refund(app: App, shop: ShopRu
         order = await get_order(session, shop.shop_id, code)
         await refund(session, order, None, "整单退款", Actor("owner", OWNER_ID), utcnow())
     before = await snapshot(shop)
-    await ask(app, private(f"/同意 {ticket}", OWNER_ID), absent=("金额不能小于 1",))
+    await ask(
+        app,
+        private(f"/同意 {ticket}", OWNER_ID),
+        exact="这个订单已经全额退款，没有可退的金额了。售后工单请用 /拒绝 <工单号> <原因> 说明。",
+    )
     assert await snapshot(shop) == before

@@ -541,3 +541,6 @@ async def test_no_false_shipped_notice_for_a_refunded_order(shop: ShopRuntime) -
     await tick()
     texts = outbox_texts(await outbox_rows(shop))
     assert not any("已发货" in t or "未通过" in t for t in texts), texts
+    # The refund settled the request; the clock found nothing left to decide.
+    assert [(r.kind, r.status) for r in await rows_of(shop, OrderRequest)] == [("cancel", "approved")]
+    assert (await get_order_row(shop, code)).status == "refunded"

@@ -548,9 +548,10 @@ async def test_one_item_without_no_reason_blocks_the_whole_order(db: Database) -
 
 async def test_check_eligible_alone_writes_nothing(db: Database) -> None:
     order_code = await _order(db, status=S.DELIVERED)
-    async with db.read() as s:
+    async with db.write() as s:
         order = await orders.get_order(s, SHOP, order_code)
         await aftersales.check_eligible(s, order, K.RETURN, WINDOWS, T0)
+        assert not s.new and not s.dirty and not s.deleted  # nothing pending for the commit
     assert await _count(db, Ticket) == 0
 
 

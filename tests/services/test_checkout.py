@@ -14,6 +14,7 @@ from models.types import utcnow
 from services import addresses, cart, catalog, checkout, orders
 from services.addresses import AddressSnapshot
 from services.catalog import StockChange, VariantRef
+from services.codes import looks_like_code
 from services.errors import (
     CartEmpty,
     DraftExpired,
@@ -216,7 +217,7 @@ async def test_confirm_creates_the_order_and_deletes_the_draft(db: Database) -> 
     summary = await _start(db, [(variant_id, 3)], remark="周末送", group=GROUP_ID)
     now = utcnow()
     order = await _confirm(db, summary.draft, now=now)
-    assert order.code
+    assert looks_like_code(order.code)
     assert order.status == "pending_payment"
     assert order.total_fen == summary.total_fen == 3 * 5900
     assert (order.user_id, order.group_id) == (CUSTOMER_ID, GROUP_ID)

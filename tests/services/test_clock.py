@@ -370,9 +370,11 @@ async def test_no_misleading_notice_when_staff_already_refunded(db: Database) ->
     async with db.write() as s:
         order = await orders.get_order(s, SHOP, code)
         await orders.refund(s, order, None, "同意取消", STAFF, t0 + timedelta(hours=1))
-    await _run(db, t0 + AUTO_APPROVE)
+    report = await _run(db, t0 + AUTO_APPROVE)
+    assert report.auto_approved == []
     texts = [_text(m) for m in await _outbox(db)]
-    assert not any("已发货" in text for text in texts), texts
+    assert not any("已发货" in text or "申请已同意" in text for text in texts), texts
+    assert [(r.kind, r.status) for r in await _requests(db, code)] == [("cancel", "approved")]
 
 
 # --- where notices go --------------------------------------------------------------------
