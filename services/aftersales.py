@@ -29,10 +29,10 @@ from models.tables import (
 
 from . import notices, orders, outbox
 from .codes import new_code, normalise_code
-from .errors import InvalidValue, RefundTooLarge, ShopError
+from .errors import ShopError
 from .limits import check_text
+from .order_rules import REFUNDABLE
 from .orders import Actor
-from .privacy import mask_phones_in
 
 T = TicketStatus
 K = TicketKind
@@ -65,9 +65,8 @@ TICKET_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     T.REJECTED: frozenset(),
     T.WITHDRAWN: frozenset(),
 }
-ELIGIBLE_ORDER_STATUSES = frozenset(
-    {OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.COMPLETED}
-)
+# A ticket needs money that came in and an order not closed: the refundable orders.
+ELIGIBLE_ORDER_STATUSES = REFUNDABLE
 
 
 # --- errors -------------------------------------------------------------------------
@@ -281,16 +280,8 @@ async def approve(
         raise InvalidTicketTransition(ticket.status, "approved")
     order = await session.get(ShopOrder, ticket.order_id)
     assert order is not None
-    refundable = order.paid_fen - order.refunded_fen
     if kind in (K.REFUND, K.RETURN):
-        amount = refundable if amount_fen is None else amount_fen
-        if refundable <= 0:
-            raise RefundTooLarge(amount, 0)  # nothing left: rendered as "already fully refunded"
-        if amount <= 0:
-            raise InvalidValue("amount", "too_small", 1)
-        if amount > refundable:
-            raise RefundTooLarge(amount, refundable)
-        ticket.refund_fen = amount
+        ticket.refund_fen = orders.refund_amount(order, amount_fen)
     elif amount_fen is not None:
         raise InvalidTicketTransition(ticket.status, "approve_with_amount")
     _move(session, ticket, T.APPROVED, actor, "approved", now, reason)
@@ -345,14 +336,8 @@ async def complete(session: AsyncSession, ticket: Ticket, actor: Actor, now: dat
 # --- notices ------------------------------------------------------------------------
 
 
-def customer_target(ticket: Ticket) -> outbox.Target:
-    return outbox.Target("group", ticket.group_id) if ticket.group_id else outbox.Target("private", ticket.user_id)
-
-
 async def notify_customer(session: AsyncSession, ticket: Ticket, body: str, key: str, now: datetime) -> None:
-    # Staff text may carry a phone number: nothing bound for a group goes out unmasked.
-    segments = [outbox.at(ticket.user_id), outbox.text(" " + mask_phones_in(body))] if ticket.group_id else [outbox.text(body)]
-    await outbox.enqueue(session, customer_target(ticket), segments, f"ticket:{ticket.code}:{key}", now)
+    await notices.to_chat(session, ticket.user_id, ticket.group_id, body, f"ticket:{ticket.code}:{key}", now)
 
 
 async def notify_staff(session: AsyncSession, ticket: Ticket, owners: frozenset[int], body: str, key: str, now: datetime) -> None:

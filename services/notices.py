@@ -16,19 +16,25 @@ from .outbox import Segment, Target
 from .privacy import mask_phones_in
 
 
-def customer_target(order: ShopOrder) -> Target:
-    return Target("group", order.group_id) if order.group_id else Target("private", order.user_id)
+def chat_target(user_id: int, group_id: int | None) -> Target:
+    """Where a customer hears about an order or ticket: the chat it came from."""
+    return Target("group", group_id) if group_id else Target("private", user_id)
 
 
-def _customer_segments(order: ShopOrder, body: str) -> list[Segment]:
-    if order.group_id:
-        # Anything bound for a group passes the phone mask (tracking texts may carry one).
-        return [outbox.at(order.user_id), outbox.text(" " + mask_phones_in(body))]
+def chat_segments(user_id: int, group_id: int | None, body: str) -> list[Segment]:
+    if group_id:
+        # Anything bound for a group @-mentions the customer and passes the phone mask
+        # (tracking texts and staff replies may carry one).
+        return [outbox.at(user_id), outbox.text(" " + mask_phones_in(body))]
     return [outbox.text(body)]
 
 
+async def to_chat(session: AsyncSession, user_id: int, group_id: int | None, body: str, key: str, now: datetime) -> bool:
+    return await outbox.enqueue(session, chat_target(user_id, group_id), chat_segments(user_id, group_id, body), key, now)
+
+
 async def to_customer(session: AsyncSession, order: ShopOrder, body: str, key: str, now: datetime) -> bool:
-    return await outbox.enqueue(session, customer_target(order), _customer_segments(order, body), f"order:{order.code}:{key}", now)
+    return await to_chat(session, order.user_id, order.group_id, body, f"order:{order.code}:{key}", now)
 
 
 async def to_staff(session: AsyncSession, shop_id: int, owners: frozenset[int], body: str, key: str, now: datetime) -> None:

@@ -563,6 +563,20 @@ async def _reserve_again(session: AsyncSession, order: ShopOrder) -> None:
             raise LatePaymentStockGone(order.code, line_name(line.item_name, line.variant_name), available)
 
 
+def refund_amount(order: ShopOrder, amount_fen: int | None) -> int:
+    """The amount a refund of `amount_fen` (None: all that is left) would pay out: never
+    more than paid minus already refunded. The one place that rule lives."""
+    refundable = order.paid_fen - order.refunded_fen
+    amount = refundable if amount_fen is None else amount_fen
+    if refundable <= 0:
+        raise RefundTooLarge(amount, 0)  # nothing left: rendered as "already fully refunded"
+    if amount <= 0:
+        raise InvalidValue(FIELD_AMOUNT, "too_small", 1)
+    if amount > refundable:
+        raise RefundTooLarge(amount, refundable)
+    return amount
+
+
 async def refund(
     session: AsyncSession,
     order: ShopOrder,
@@ -579,12 +593,7 @@ async def refund(
     reason = check_reason(reason)
     if OrderStatus(order.status) not in REFUNDABLE:
         raise InvalidTransition(order.status, "refund")
-    refundable = order.paid_fen - order.refunded_fen
-    amount = refundable if amount_fen is None else amount_fen
-    if amount <= 0:
-        raise InvalidValue(FIELD_AMOUNT, "too_small", 1)
-    if amount > refundable:
-        raise RefundTooLarge(amount, refundable)
+    amount = refund_amount(order, amount_fen)
     session.add(Refund(order_id=order.id or 0, amount_fen=amount, reason=reason, by=actor.user_id, at=now))
     order.refunded_fen += amount
     fully = order.refunded_fen == order.paid_fen
