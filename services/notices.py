@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.tables import ShopOrder
 
-from . import outbox, staff
+from . import groups, outbox, staff
+from .limits import FIELD_ANNOUNCEMENT, MAX_ANNOUNCEMENT, check_text
 from .money import format_fen
 from .order_rules import REQUEST_NAMES
 from .outbox import Segment, Target
@@ -102,6 +103,16 @@ def delivered(order: ShopOrder) -> str:
 
 def auto_completed(order: ShopOrder) -> str:
     return f"订单号：{order.code} 已自动确认收货，订单完成。感谢惠顾！欢迎 /评价 {order.code} <1-5> 说说感受。"
+
+
+async def announce(session: AsyncSession, shop_id: int, shop_name: str, text: str, now: datetime) -> int:
+    """Queues the announcement for every enabled group of the shop (the outbox paces
+    them); returns how many groups. The text goes out as plain text, CQ codes and all."""
+    body = announcement(shop_name, check_text(FIELD_ANNOUNCEMENT, text, MAX_ANNOUNCEMENT))
+    targets = sorted(await groups.enabled_group_ids(session, shop_id))
+    for group_id in targets:
+        await outbox.enqueue(session, Target("group", group_id), [outbox.text(body)], f"announce:{now.timestamp()}:{group_id}", now)
+    return len(targets)
 
 
 def announcement(shop_name: str, text: str) -> str:

@@ -13,6 +13,7 @@ _FIELD_NAMES = {
     limits.FIELD_VARIANT_NAME: "规格名",
     limits.FIELD_CATEGORY: "分类名",
     limits.FIELD_DESCRIPTION: "描述",
+    limits.FIELD_ANNOUNCEMENT: "公告",
     limits.FIELD_PRICE: "价格",
     limits.FIELD_STOCK: "库存",
     limits.FIELD_SEARCH: "搜索关键词",

@@ -5,10 +5,9 @@ from __future__ import annotations
 from nonebot.plugin import PluginMetadata
 
 from models.types import utcnow
-from plugins._common.args import UsageError
 from plugins._common.context import CommandContext, Reply
 from plugins._common.registry import command
-from services import groups, notices, orders, outbox, shipping
+from services import notices, orders, shipping
 from services.staff import Role
 from services.tracking import check_tracking_number, normalise_carrier
 
@@ -21,7 +20,6 @@ __plugin_meta__ = PluginMetadata(
 )
 
 AREA = "发货与物流"
-MAX_ANNOUNCEMENT = 500
 
 
 @command(
@@ -114,16 +112,8 @@ async def confirm_received(ctx: CommandContext) -> Reply:
     area=AREA,
 )
 async def announce(ctx: CommandContext) -> Reply:
-    text = ctx.args.rest("内容").strip()
-    if len(text) > MAX_ANNOUNCEMENT:
-        raise UsageError(f"公告最多 {MAX_ANNOUNCEMENT} 个字。")
-    now = utcnow()
-    body = notices.announcement(ctx.runtime.settings.shop_name, text)
+    text = ctx.args.rest("内容")
     async with ctx.runtime.database.write() as session:
-        targets = sorted(await groups.enabled_group_ids(session, ctx.shop_id))
-        for group_id in targets:
-            await outbox.enqueue(
-                session, outbox.Target("group", group_id), [outbox.text(body)], f"announce:{now.timestamp()}:{group_id}", now
-            )
+        count = await notices.announce(session, ctx.shop_id, ctx.runtime.settings.shop_name, text, utcnow())
     ctx.runtime.outbox_wakeup.set()
-    return Reply(render.announced(len(targets)))
+    return Reply(render.announced(count))
