@@ -29,7 +29,7 @@ from models.tables import (
 
 from . import notices, orders, outbox
 from .codes import new_code, normalise_code
-from .errors import ShopError
+from .errors import InvalidValue, ShopError
 from .limits import check_text
 from .order_rules import REFUNDABLE
 from .orders import Actor
@@ -38,6 +38,8 @@ T = TicketStatus
 K = TicketKind
 MAX_TICKET_TEXT = 500
 FIELD_TICKET_TEXT = "ticket_text"
+MAX_TICKET_IMAGES = 5  # per ticket or message; more go in a further /留言
+FIELD_TICKET_IMAGES = "ticket_images"
 RETURN_SHIP_DAYS = 7  # an approved return not shipped back within this closes the ticket
 
 KIND_NAMES = {K.REFUND: "退款", K.RETURN: "退货", K.EXCHANGE: "换货", K.COMPLAINT: "投诉"}
@@ -204,6 +206,12 @@ def _move(session: AsyncSession, ticket: Ticket, target: TicketStatus, actor: Ac
         ticket.closed_at = now
 
 
+def check_image_count(count: int) -> None:
+    """Checked before anything is downloaded, and again when the message is stored."""
+    if count > MAX_TICKET_IMAGES:
+        raise InvalidValue(FIELD_TICKET_IMAGES, "too_large", MAX_TICKET_IMAGES)
+
+
 def _check_text(text: str, *, required: bool) -> str:
     text = text.strip()
     if not text and not required:
@@ -218,6 +226,7 @@ async def add_message(
         # An ended ticket has nobody left to read it; a new question is a new ticket.
         # Staff may still write (a follow-up after a refund), which reaches the customer.
         raise InvalidTicketTransition(ticket.status, "message")
+    check_image_count(len(images))
     text = _check_text(text, required=not images)
     message = TicketMessage(
         ticket_id=ticket.id or 0, author=actor.kind, author_id=actor.user_id, text=text,
@@ -247,6 +256,7 @@ async def open_ticket(
     windows: Windows,
     now: datetime,
 ) -> Ticket:
+    check_image_count(len(images))
     text = _check_text(reason, required=True)
     await check_eligible(session, order, kind, windows, now)
     ticket = Ticket(

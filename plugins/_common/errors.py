@@ -30,6 +30,7 @@ _FIELD_NAMES = {
     "tracking_text": "物流描述",
     "review": "评价内容",
     "ticket_text": "内容",
+    "ticket_images": "一次附带的图片数",
     "rating": "评分",
 }
 

@@ -27,7 +27,6 @@ __plugin_meta__ = PluginMetadata(
 
 AREA = "售后"
 STAFF_AREA = "售后处理"
-MAX_IMAGES = 5
 _KINDS = {"退款": TicketKind.REFUND, "退货": TicketKind.RETURN, "换货": TicketKind.EXCHANGE, "投诉": TicketKind.COMPLAINT,
           "refund": TicketKind.REFUND, "return": TicketKind.RETURN, "exchange": TicketKind.EXCHANGE, "complaint": TicketKind.COMPLAINT}
 
@@ -39,7 +38,8 @@ def _windows(ctx: CommandContext) -> Windows:
 
 async def _images(ctx: CommandContext) -> list[str]:
     """Evidence images are downloaded now: QQ image URLs expire within hours."""
-    return [await download_image(url, ctx.runtime.data_dir) for url in ctx.image_urls[:MAX_IMAGES]]
+    aftersales.check_image_count(len(ctx.image_urls))
+    return [await download_image(url, ctx.runtime.data_dir) for url in ctx.image_urls]
 
 
 @command(

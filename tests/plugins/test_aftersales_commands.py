@@ -351,6 +351,24 @@ async def test_open_ticket_keeps_two_attached_images(
     await ask(app, say(chat, f"/工单 {ticket}"), "顾客：杯子有裂纹 [图片 2 张]")
 
 
+async def test_more_than_five_images_are_refused_before_any_download(
+    app: App, shop: ShopRuntime, chat: str, no_proxy: None
+) -> None:
+    code = await paid_order(shop)
+    ticket = await new_ticket(shop, code, "退货", "杯子有裂纹")
+    bodies = {f"{n}.png": coloured_png(n, n, n) for n in range(6)}
+    with serve_images(bodies) as urls:
+        opening = say(chat, f"/售后 {code} 换货 六张照片", images=tuple(urls.values()))
+        message = say(chat, f"/留言 {ticket} 六张照片", images=tuple(urls.values()))
+        await converse(
+            app,
+            (opening, Says(opening, exact=f"一次附带的图片数不能超过 5。\n{AFTERSALE_USAGE}")),
+            (message, Says(message, exact=f"一次附带的图片数不能超过 5。\n{MESSAGE_USAGE}")),
+        )
+    assert not (shop.data_dir / "media").exists() or not any((shop.data_dir / "media").iterdir())
+    assert [m.text for m in await messages_of(shop, ticket)] == ["杯子有裂纹"]
+
+
 async def test_an_image_that_cannot_be_downloaded_opens_no_ticket(
     app: App, shop: ShopRuntime, chat: str, no_proxy: None
 ) -> None:

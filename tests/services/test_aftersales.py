@@ -1260,3 +1260,16 @@ async def test_clock_reminds_without_staff_table_only_the_owner(db: Database) ->
     assert report.reminded == [code]
     rows = await _outbox(db)
     assert [(r.target_type, r.target_id) for r in rows] == [("private", OWNER_ID)]
+
+
+async def test_at_most_five_images_per_ticket_or_message(db: Database) -> None:
+    order_code = await _order(db, status=S.DELIVERED)
+    code = await _open(db, order_code, K.RETURN)
+    six = [f"media/{n}.png" for n in range(6)]
+    async with db.write() as s:
+        ticket = await aftersales.get_ticket(s, SHOP, code)
+        with pytest.raises(InvalidValue) as caught:
+            await aftersales.add_message(s, ticket, CUSTOMER, "六张", six, T0)
+        assert (caught.value.field, caught.value.reason, caught.value.limit) == ("ticket_images", "too_large", 5)
+        await aftersales.add_message(s, ticket, CUSTOMER, "五张", six[:5], T0)
+    assert [m.text for m in await _messages(db, code)][-1] == "五张"
