@@ -185,10 +185,17 @@ async def confirm(
     return order
 
 
+async def live_drafts(session: AsyncSession, now: datetime) -> dict[tuple[str, int], tuple[datetime, bool]]:
+    """(chat key, user) → (expires at, awaiting an address) of every unexpired draft: what
+    the router's in-memory index is rebuilt from."""
+    rows = await session.execute(
+        select(CheckoutDraft.chat_key, CheckoutDraft.user_id, CheckoutDraft.expires_at, CheckoutDraft.awaiting_address)
+    )
+    return {(key, user): (expires, awaiting) for key, user, expires, awaiting in rows if expires > now}
+
+
 async def live_keys(session: AsyncSession, now: datetime) -> dict[tuple[str, int], datetime]:
-    """(chat key, user) of every unexpired draft: the router's in-memory index."""
-    rows = await session.execute(select(CheckoutDraft.chat_key, CheckoutDraft.user_id, CheckoutDraft.expires_at))
-    return {(key, user): expires for key, user, expires in rows if expires > now}
+    return {key: expires for key, (expires, _) in (await live_drafts(session, now)).items()}
 
 
 async def purge_expired(session: AsyncSession, now: datetime) -> int:

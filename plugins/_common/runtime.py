@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
-
 from config import ShopSettings
 from models.db import Database, set_database
 from models.tables import DEFAULT_SHOP_ID
+from models.types import utcnow
 from services import groups, shop, staff
 from services.demo import seed_demo_catalog
 from services.staff import Role
@@ -191,13 +190,11 @@ async def start_runtime(
 
 
 async def reload_drafts(database: Database, drafts: DraftIndex) -> None:
-    from models.tables import CheckoutDraft
+    from services.checkout import live_drafts
 
     async with database.read() as session:
-        rows = await session.execute(
-            select(CheckoutDraft.chat_key, CheckoutDraft.user_id, CheckoutDraft.expires_at, CheckoutDraft.awaiting_address)
-        )
-        drafts.replace_all({(key, user): PendingDraft(expires, awaiting) for key, user, expires, awaiting in rows})
+        live = await live_drafts(session, utcnow())
+    drafts.replace_all({key: PendingDraft(expires, awaiting) for key, (expires, awaiting) in live.items()})
 
 
 async def stop_runtime() -> None:
