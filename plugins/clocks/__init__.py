@@ -47,8 +47,14 @@ _holding_lease: bool | None = None  # None until the first tick: its outcome is 
 
 async def tick() -> None:
     """One run of every clock job; safe to run twice at the same moment."""
-    async with _tick_running:
-        await _tick()
+    try:
+        async with _tick_running:
+            await _tick()
+    except asyncio.CancelledError:
+        # The bot is shutting down mid-tick (the scheduler cancels its running jobs):
+        # every job is idempotent and the next start catches up, so this is no error
+        # worth a traceback in the log.
+        logger.info("clocks: tick cancelled by shutdown; the next start catches up")
 
 
 async def _tick() -> None:

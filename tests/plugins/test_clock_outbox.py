@@ -295,6 +295,21 @@ async def test_a_failing_clock_job_does_not_stop_the_others(
     assert await drafts_of(shop) == []
 
 
+async def test_a_tick_cancelled_by_shutdown_ends_quietly(shop: ShopRuntime) -> None:
+    """At shutdown the scheduler cancels a running tick; that must not end in a traceback
+    (APScheduler would log one): the jobs are idempotent and the next start catches up."""
+    import asyncio
+
+    import plugins.clocks
+
+    async with plugins.clocks._tick_running:  # a tick is under way: the next one waits
+        waiting = asyncio.create_task(plugins.clocks.tick())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        waiting.cancel()
+        assert await waiting is None
+
+
 async def test_tick_without_a_running_shop_does_nothing(
     shop: ShopRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
