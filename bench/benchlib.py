@@ -66,7 +66,9 @@ def process_cpu_seconds(pid: int) -> float:
 def machine_info() -> dict[str, Any]:
     def run(*cmd: str) -> str:
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=10).stdout
+            return subprocess.run(
+                cmd, capture_output=True, text=True, check=False, timeout=10
+            ).stdout
         except OSError:
             return ""
 
@@ -101,7 +103,11 @@ class BotProcess(bot_process.BotProcess):
     and a quiet log."""
 
     def __init__(self, script: str, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
-        settings = {"ONEBOT_ACCESS_TOKEN": TOKEN, "SUPERUSERS": f'["{OWNER}"]', "LOG_LEVEL": "WARNING"}
+        settings = {
+            "ONEBOT_ACCESS_TOKEN": TOKEN,
+            "SUPERUSERS": f'["{OWNER}"]',
+            "LOG_LEVEL": "WARNING",
+        }
         super().__init__(workdir, {**settings, **(extra_env or {})}, script=script)
 
 
@@ -157,7 +163,9 @@ class PrivateReplies:
         self._remove()
 
 
-async def ask(sim: Any, replies: PrivateReplies, user_id: int, text: str, timeout: float = 30.0) -> tuple[Any, float]:  # noqa: ASYNC109
+async def ask(
+    sim: Any, replies: PrivateReplies, user_id: int, text: str, timeout: float = 30.0
+) -> tuple[Any, float]:  # noqa: ASYNC109
     """Send `text` privately as `user_id`; return (reply, latency ms send → reply received)."""
     import asyncio
 

@@ -55,7 +55,9 @@ def _event(chat: str, text: str, serial: int):  # type: ignore[no-untyped-def]
         "sender": Sender(user_id=user_id, nickname="bench"),
     }
     if chat == "group":
-        return GroupMessageEvent(sub_type="normal", message_type="group", group_id=GROUP_ID, **common)
+        return GroupMessageEvent(
+            sub_type="normal", message_type="group", group_id=GROUP_ID, **common
+        )
     return PrivateMessageEvent(sub_type="friend", message_type="private", to_me=True, **common)
 
 
@@ -125,10 +127,14 @@ async def _run_one(kind: str, chat: str, text: str, messages: int, warmup: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per scenario; the median is kept")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved runs per scenario; the median is kept"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -144,13 +150,26 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in SCENARIOS}
     for _ in range(args.rounds):
         for name in SCENARIOS:
-            output = subprocess.run(
-                [sys.executable, __file__, "--child", name, "--messages", str(args.messages), "--warmup", str(args.warmup)],
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-            ).stdout.strip().splitlines()[-1]
+            output = (
+                subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        name,
+                        "--messages",
+                        str(args.messages),
+                        "--warmup",
+                        str(args.warmup),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             runs[name].append(json.loads(output))
     results = {
         name: sorted(rounds, key=lambda r: r["cpu_ms_per_message"])[len(rounds) // 2]

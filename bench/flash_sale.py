@@ -112,7 +112,9 @@ async def sale(buyers: int, stock: int, workdir: Path) -> dict[str, Any]:
         # in which order did the answers come: by send order or not?
         by_arrival = sorted(answers.items(), key=lambda kv: kv[1].mono)
         winners_send_rank = sorted(
-            sorted(sent_at, key=sent_at.__getitem__).index(u) for u, a in by_arrival if "下单成功" in a.text
+            sorted(sent_at, key=sent_at.__getitem__).index(u)
+            for u, a in by_arrival
+            if "下单成功" in a.text
         )
         result.update(
             {
@@ -125,7 +127,9 @@ async def sale(buyers: int, stock: int, workdir: Path) -> dict[str, Any]:
                 "send_burst_s": round(all_sent - first, 3),
                 "wall_first_sent_to_last_answer_s": round(last - first, 3),
                 "confirms_per_s": round(len(answers) / (last - first), 1) if last > first else 0.0,
-                "latency_ms": latency_summary(outcome["ok"] + outcome["sold_out"] + outcome["other"]),
+                "latency_ms": latency_summary(
+                    outcome["ok"] + outcome["sold_out"] + outcome["other"]
+                ),
                 "latency_ok_ms": latency_summary(outcome["ok"]),
                 "latency_sold_out_ms": latency_summary(outcome["sold_out"]),
                 "bot_cpu_s_during_burst": round(bot_cpu, 3),
@@ -200,12 +204,16 @@ def markdown(result: dict[str, Any]) -> str:
         ("all 确认 answers", "latency_ms", result["answered"]),
     ):
         lat = result[key]
-        rows.append(f"| {label} | {count} | {lat['p50']:.0f} | {lat['p99']:.0f} | {lat['max']:.0f} |")
+        rows.append(
+            f"| {label} | {count} | {lat['p50']:.0f} | {lat['p99']:.0f} | {lat['max']:.0f} |"
+        )
     return "\n".join(rows)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--buyers", type=int, default=1000)
     parser.add_argument("--stock", type=int, default=100)
     parser.add_argument("--json", type=Path)

@@ -79,7 +79,9 @@ class Cell:
         self.client_cpu = time.process_time() - self.client0
 
 
-async def simple_cell(sim: OneBotSimulator, bot: BotProcess, users: int, commands: int, message: str, base: int) -> dict[str, Any]:
+async def simple_cell(
+    sim: OneBotSimulator, bot: BotProcess, users: int, commands: int, message: str, base: int
+) -> dict[str, Any]:
     with Cell(bot) as cell:
         result = await sim.run_load(users, commands, message, None, timeout=30.0, base_user_id=base)
     result["bot_cpu_ms_per_cmd"] = round(cell.bot_cpu / max(1, result["ok"]) * 1000, 3)
@@ -97,7 +99,13 @@ async def add_addresses(sim: OneBotSimulator, replies: PrivateReplies, user_ids:
 
 
 async def order_cell(
-    sim: OneBotSimulator, replies: PrivateReplies, bot: BotProcess, users: int, orders: int, item: int, base: int
+    sim: OneBotSimulator,
+    replies: PrivateReplies,
+    bot: BotProcess,
+    users: int,
+    orders: int,
+    item: int,
+    base: int,
 ) -> dict[str, Any]:
     """`orders` times per user: /下单 → summary, 确认 → order; users run concurrently."""
     buy: list[float] = []
@@ -159,7 +167,11 @@ def median_cell(runs: list[dict[str, Any]]) -> dict[str, Any]:
     chosen = dict(ordered[len(ordered) // 2])
     if len(runs) > 1:
         chosen["rounds"] = [
-            {"p50": r["latency_ms"]["p50"], "p99": r["latency_ms"]["p99"], "throughput_cmd_s": r["throughput_cmd_s"]}
+            {
+                "p50": r["latency_ms"]["p50"],
+                "p99": r["latency_ms"]["p99"],
+                "throughput_cmd_s": r["throughput_cmd_s"],
+            }
             for r in runs
         ]
     return chosen
@@ -181,10 +193,15 @@ async def run(rounds: int, scale: float) -> dict[str, Any]:
         results["order_item_id"] = item
         commands = {c: max(1, round(k * scale)) for c, k in COMMANDS.items()}
         # Distinct users per (cell, round): base ids never overlap.
-        bases = {(name, c, r): 100_000 + 10_000 * i for i, (name, c, r) in enumerate(
-            (n, c, r) for n in SCENARIOS for c in CONCURRENCY for r in range(rounds)
-        )}
-        order_users = [bases["order", c, r] + i for c in CONCURRENCY for r in range(rounds) for i in range(c)]
+        bases = {
+            (name, c, r): 100_000 + 10_000 * i
+            for i, (name, c, r) in enumerate(
+                (n, c, r) for n in SCENARIOS for c in CONCURRENCY for r in range(rounds)
+            )
+        }
+        order_users = [
+            bases["order", c, r] + i for c in CONCURRENCY for r in range(rounds) for i in range(c)
+        ]
         t = time.perf_counter()
         await add_addresses(shop_sim, replies, order_users)
         results["address_setup_s"] = round(time.perf_counter() - t, 2)
@@ -202,9 +219,15 @@ async def run(rounds: int, scale: float) -> dict[str, Any]:
             for c in CONCURRENCY:
                 k = commands[c]
                 cells = {
-                    "echo": lambda c=c, k=k, r=r: simple_cell(echo_sim, echo, c, k, "/echo hi", bases["echo", c, r]),
-                    "商品": lambda c=c, k=k, r=r: simple_cell(shop_sim, shop, c, k, "/商品", bases["商品", c, r]),
-                    "详情": lambda c=c, k=k, r=r: simple_cell(shop_sim, shop, c, k, "/详情 1", bases["详情", c, r]),
+                    "echo": lambda c=c, k=k, r=r: simple_cell(
+                        echo_sim, echo, c, k, "/echo hi", bases["echo", c, r]
+                    ),
+                    "商品": lambda c=c, k=k, r=r: simple_cell(
+                        shop_sim, shop, c, k, "/商品", bases["商品", c, r]
+                    ),
+                    "详情": lambda c=c, k=k, r=r: simple_cell(
+                        shop_sim, shop, c, k, "/详情 1", bases["详情", c, r]
+                    ),
                     "order": lambda c=c, k=k, r=r: order_cell(
                         shop_sim, replies, shop, c, max(1, k // 2), item, bases["order", c, r]
                     ),
@@ -238,8 +261,12 @@ def add_ratios(results: dict[str, Any]) -> None:
         for name in SCENARIOS:
             cell = cells[f"{name}@{c}"]
             cell["p50_x_echo"] = round(cell["latency_ms"]["p50"] / floor["latency_ms"]["p50"], 2)
-            cell["throughput_x_echo"] = round(cell["throughput_cmd_s"] / floor["throughput_cmd_s"], 2)
-            cell["bot_cpu_x_echo"] = round(cell["bot_cpu_ms_per_cmd"] / floor["bot_cpu_ms_per_cmd"], 2)
+            cell["throughput_x_echo"] = round(
+                cell["throughput_cmd_s"] / floor["throughput_cmd_s"], 2
+            )
+            cell["bot_cpu_x_echo"] = round(
+                cell["bot_cpu_ms_per_cmd"] / floor["bot_cpu_ms_per_cmd"], 2
+            )
 
 
 def markdown_table(results: dict[str, Any]) -> str:
@@ -264,13 +291,19 @@ def markdown_table(results: dict[str, Any]) -> str:
     for c in CONCURRENCY:
         cell = results["cells"][f"order@{c}"]
         b, k = cell["latency_下单_ms"], cell["latency_确认_ms"]
-        rows.append(f"| {c} | {b['p50']:.1f} | {b['p99']:.1f} | {k['p50']:.1f} | {k['p99']:.1f} | {cell['orders_s']:.1f} |")
+        rows.append(
+            f"| {c} | {b['p50']:.1f} | {b['p99']:.1f} | {k['p50']:.1f} | {k['p99']:.1f} | {cell['orders_s']:.1f} |"
+        )
     return "\n".join(rows)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; each cell keeps its median")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="interleaved rounds; each cell keeps its median"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the commands per user")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

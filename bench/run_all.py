@@ -28,13 +28,22 @@ OUT = ROOT / "bench" / "out"
 
 # name: (argv after the script, quick argv, timeout seconds)
 BENCHMARKS: dict[str, tuple[list[str], list[str], int]] = {
-    "dispatch": (["bench/dispatch_cost.py", "--messages", "1000", "--rounds", "3"],
-                 ["bench/dispatch_cost.py", "--messages", "300", "--rounds", "1"], 900),
+    "dispatch": (
+        ["bench/dispatch_cost.py", "--messages", "1000", "--rounds", "3"],
+        ["bench/dispatch_cost.py", "--messages", "300", "--rounds", "1"],
+        900,
+    ),
     "load": (["bench/load.py"], ["bench/load.py", "--scale", "0.3"], 600),
-    "flash_sale": (["bench/flash_sale.py", "--buyers", "1000", "--stock", "100"],
-                   ["bench/flash_sale.py", "--buyers", "200", "--stock", "20"], 600),
-    "tracking_sweep": (["bench/tracking_sweep.py", "--shipments", "10000", "--sample", "100"],
-                       ["bench/tracking_sweep.py", "--shipments", "1000", "--sample", "30"], 1200),
+    "flash_sale": (
+        ["bench/flash_sale.py", "--buyers", "1000", "--stock", "100"],
+        ["bench/flash_sale.py", "--buyers", "200", "--stock", "20"],
+        600,
+    ),
+    "tracking_sweep": (
+        ["bench/tracking_sweep.py", "--shipments", "10000", "--sample", "100"],
+        ["bench/tracking_sweep.py", "--shipments", "1000", "--sample", "30"],
+        1200,
+    ),
 }
 
 
@@ -52,7 +61,10 @@ def run_one(name: str, argv: list[str], timeout: int) -> dict[str, Any]:
         code = -1
         print(f"!! {name} timed out after {timeout} s", flush=True)
     wall = time.perf_counter() - started
-    print(f"== {name}: exit {code}, {wall:.0f} s, load average {load_before[0]:.2f} → {os.getloadavg()[0]:.2f}\n", flush=True)
+    print(
+        f"== {name}: exit {code}, {wall:.0f} s, load average {load_before[0]:.2f} → {os.getloadavg()[0]:.2f}\n",
+        flush=True,
+    )
     return {
         "command": "python " + " ".join(argv),
         "exit_code": code,
@@ -72,8 +84,10 @@ def report(summary: dict[str, Any]) -> str:
         "",
     ]
     for name, run in summary["runs"].items():
-        parts.append(f"### {name}: `{run['command']}` (exit {run['exit_code']}, {run['wall_s']:.0f} s, "
-                     f"load {run['loadavg_before'][0]:.2f} → {run['loadavg_after'][0]:.2f})")
+        parts.append(
+            f"### {name}: `{run['command']}` (exit {run['exit_code']}, {run['wall_s']:.0f} s, "
+            f"load {run['loadavg_before'][0]:.2f} → {run['loadavg_after'][0]:.2f})"
+        )
         parts.append("")
         if not run["json"]:
             continue
@@ -134,8 +148,12 @@ def tracking_markdown(data: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(BENCHMARKS))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated subset of: " + ", ".join(BENCHMARKS)
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
     args = parser.parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)

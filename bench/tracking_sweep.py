@@ -200,15 +200,28 @@ async def counts(database: Any) -> dict[str, int]:
     from models.tables import OutboxMessage, Shipment, TrackingEventRow
 
     async with database.read() as session:
-        events = (await session.execute(select(func.count()).select_from(TrackingEventRow))).scalar_one()
-        outbox = (await session.execute(select(func.count()).select_from(OutboxMessage))).scalar_one()
+        events = (
+            await session.execute(select(func.count()).select_from(TrackingEventRow))
+        ).scalar_one()
+        outbox = (
+            await session.execute(select(func.count()).select_from(OutboxMessage))
+        ).scalar_one()
         in_transit = (
-            await session.execute(select(func.count()).select_from(Shipment).where(Shipment.in_transit.is_(True)))  # type: ignore[attr-defined]
+            await session.execute(
+                select(func.count()).select_from(Shipment).where(Shipment.in_transit.is_(True))
+            )  # type: ignore[attr-defined]
         ).scalar_one()
         failures = (
-            await session.execute(select(func.count()).select_from(Shipment).where(Shipment.poll_failures > 0))
+            await session.execute(
+                select(func.count()).select_from(Shipment).where(Shipment.poll_failures > 0)
+            )
         ).scalar_one()
-    return {"events": events, "outbox": outbox, "in_transit": in_transit, "shipments_with_failures": failures}
+    return {
+        "events": events,
+        "outbox": outbox,
+        "in_transit": in_transit,
+        "shipments_with_failures": failures,
+    }
 
 
 # --- sweeping --------------------------------------------------------------------------
@@ -284,7 +297,9 @@ async def sweep(
             if polled >= limit:
                 break
             t = time.perf_counter()
-            report = await poll_due(database, provider, now, INTERVAL, batch=min(batch, limit - polled))
+            report = await poll_due(
+                database, provider, now, INTERVAL, batch=min(batch, limit - polled)
+            )
             slowest_call = max(slowest_call, time.perf_counter() - t)
             calls += 1
             polled += report.polled
@@ -360,9 +375,15 @@ async def provider_sample(sample: int, batch: int) -> dict[str, Any]:
         await seed(database, 3 * sample, now)
         with FakeServer() as fake:
             production = Kuaidi100Provider(CUSTOMER, KEY, fake.url)
-            shared = Kuaidi100Provider(CUSTOMER, KEY, fake.url, transport=httpx.AsyncHTTPTransport())
-            result["production_provider"] = await sweep(database, production, now, batch, fake, limit=sample)
-            result["shared_transport"] = await sweep(database, shared, now, batch, fake, limit=sample)
+            shared = Kuaidi100Provider(
+                CUSTOMER, KEY, fake.url, transport=httpx.AsyncHTTPTransport()
+            )
+            result["production_provider"] = await sweep(
+                database, production, now, batch, fake, limit=sample
+            )
+            result["shared_transport"] = await sweep(
+                database, shared, now, batch, fake, limit=sample
+            )
             result["production_provider_traced"] = await sweep(
                 database, production, now, batch, fake, limit=sample, trace=True
             )
@@ -388,13 +409,19 @@ async def scale_run(shipments: int, batch: int) -> dict[str, Any]:
         result["seed_s"] = round(time.perf_counter() - t0, 3)
         result["rss_mib_after_seed"] = round(current_rss_mib(), 1)
         with FakeServer() as fake:
-            provider = Kuaidi100Provider(CUSTOMER, KEY, fake.url, transport=httpx.AsyncHTTPTransport())
+            provider = Kuaidi100Provider(
+                CUSTOMER, KEY, fake.url, transport=httpx.AsyncHTTPTransport()
+            )
             result["first"] = await sweep(database, provider, now, batch, fake, limit=shipments)
             result["again"] = await sweep(database, provider, now, batch, fake, limit=shipments)
-            result["after_interval"] = await sweep(database, provider, now + INTERVAL, batch, fake, limit=shipments)
+            result["after_interval"] = await sweep(
+                database, provider, now + INTERVAL, batch, fake, limit=shipments
+            )
         result["fake_requests_answered"] = getattr(fake, "answered", -1)
         result["final"] = await counts(database)
-        result["db_size_mib"] = round(sum(p.stat().st_size for p in workdir.glob("shop.db*")) / 1024 / 1024, 1)
+        result["db_size_mib"] = round(
+            sum(p.stat().st_size for p in workdir.glob("shop.db*")) / 1024 / 1024, 1
+        )
     finally:
         await database.dispose()
     return result
@@ -412,20 +439,25 @@ async def run(shipments: int, batch: int, sample: int) -> dict[str, Any]:
     result["peak_rss_mib"] = round(peak_rss_mib(), 1)
     checks = {
         "first: every shipment polled once": scale["first"]["polled"] == shipments,
-        "first: 3 events per shipment": scale["first"]["events_stored"] == EVENTS_PER_SHIPMENT * shipments,
+        "first: 3 events per shipment": scale["first"]["events_stored"]
+        == EVENTS_PER_SHIPMENT * shipments,
         "first: 1 notice per shipment": scale["first"]["outbox_rows_created"] == shipments,
         "again: nothing due": scale["again"]["polled"] == 0,
-        "after interval: every shipment polled again": scale["after_interval"]["polled"] == shipments,
+        "after interval: every shipment polled again": scale["after_interval"]["polled"]
+        == shipments,
         "after interval: 0 new events": scale["after_interval"]["events_stored"] == 0,
         "after interval: 0 new notices": scale["after_interval"]["outbox_rows_created"] == 0,
-        "no poll failures": scale["first"]["failures"] == 0 and scale["after_interval"]["failures"] == 0,
+        "no poll failures": scale["first"]["failures"] == 0
+        and scale["after_interval"]["failures"] == 0,
         "fake answered exactly the polls": scale["fake_requests_answered"] == 2 * shipments,
     }
     if sample:
         for name, r in result["sample"].items():
             if isinstance(r, dict):
                 checks[f"sample {name}: 3 events + 1 notice each"] = (
-                    r["polled"] == sample and r["events_stored"] == 3 * sample and r["outbox_rows_created"] == sample
+                    r["polled"] == sample
+                    and r["events_stored"] == 3 * sample
+                    and r["outbox_rows_created"] == sample
                 )
     result["checks"] = checks
     result["ok"] = all(checks.values())
@@ -450,7 +482,11 @@ def print_result(result: dict[str, Any]) -> None:
             f"{name:<34} {r['poll_due_calls']:>5} {r['polled']:>6} {r['wall_s']:>7.2f} {r['shipments_per_s']:>7.1f} "
             f"{r['ms_per_shipment']:>6.2f} {r['cpu_ms_per_shipment']:>9.3f} {r['worst_event_loop_stall_ms']:>8.1f} "
             f"{r['events_stored']:>6} {r['outbox_rows_created']:>6} {r['rss_mib_after']:>7.1f}"
-            + (f"  tracemalloc peak {r['tracemalloc_peak_mib']} MiB" if "tracemalloc_peak_mib" in r else "")
+            + (
+                f"  tracemalloc peak {r['tracemalloc_peak_mib']} MiB"
+                if "tracemalloc_peak_mib" in r
+                else ""
+            )
         )
     print(
         f"seed {scale['seed_s']} s; peak RSS {result['peak_rss_mib']} MiB (at start {result['peak_rss_mib_at_start']} MiB); "
@@ -461,10 +497,16 @@ def print_result(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shipments", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=50, help="poll_due batch (the clock job uses 50)")
-    parser.add_argument("--sample", type=int, default=100, help="shipments per provider sample (0: skip)")
+    parser.add_argument(
+        "--batch", type=int, default=50, help="poll_due batch (the clock job uses 50)"
+    )
+    parser.add_argument(
+        "--sample", type=int, default=100, help="shipments per provider sample (0: skip)"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -137,7 +137,9 @@ class Address(SQLModel, table=True):
 
 class CartLine(SQLModel, table=True):
     __tablename__ = "cart_line"
-    __table_args__ = (UniqueConstraint("shop_id", "user_id", "variant_id", name="uq_cart_user_variant"),)
+    __table_args__ = (
+        UniqueConstraint("shop_id", "user_id", "variant_id", name="uq_cart_user_variant"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     shop_id: int = Field(foreign_key="shop.id")
@@ -259,7 +261,9 @@ class CheckoutDraft(SQLModel, table=True):
     the database so a restart does not forget what the customer was about to confirm."""
 
     __tablename__ = "checkout_draft"
-    __table_args__ = (UniqueConstraint("shop_id", "chat_key", "user_id", name="uq_draft_chat_user"),)
+    __table_args__ = (
+        UniqueConstraint("shop_id", "chat_key", "user_id", name="uq_draft_chat_user"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     shop_id: int = Field(foreign_key="shop.id")

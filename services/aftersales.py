@@ -105,12 +105,16 @@ class Windows:
 
 async def _items_allow_no_reason(session: AsyncSession, order: ShopOrder) -> bool:
     rows = await session.execute(
-        select(Item.no_reason_return).join(OrderLine, OrderLine.item_id == Item.id).where(OrderLine.order_id == order.id)
+        select(Item.no_reason_return)
+        .join(OrderLine, OrderLine.item_id == Item.id)
+        .where(OrderLine.order_id == order.id)
     )
     return all(rows.scalars())
 
 
-async def check_eligible(session: AsyncSession, order: ShopOrder, kind: TicketKind, windows: Windows, now: datetime) -> None:
+async def check_eligible(
+    session: AsyncSession, order: ShopOrder, kind: TicketKind, windows: Windows, now: datetime
+) -> None:
     if OrderStatus(order.status) not in ELIGIBLE_ORDER_STATUSES:
         raise TicketNotAllowed("order_status", kind.value)
     money_back = kind in (K.REFUND, K.RETURN)
@@ -119,7 +123,9 @@ async def check_eligible(session: AsyncSession, order: ShopOrder, kind: TicketKi
         # and complaints.
         window = windows.aftersale if money_back else windows.exchange
         if order.closed_at is not None and now - order.closed_at > window:
-            raise TicketNotAllowed("window", kind.value, max(1, round(window.total_seconds() / 86400)))
+            raise TicketNotAllowed(
+                "window", kind.value, max(1, round(window.total_seconds() / 86400))
+            )
         if money_back and not await _items_allow_no_reason(session, order):
             raise TicketNotAllowed("no_reason", kind.value)
     open_same = (
@@ -146,7 +152,9 @@ class TicketDetail:
     events: list[TicketEvent]
 
 
-async def get_ticket(session: AsyncSession, shop_id: int, code: str, *, customer_id: int | None = None) -> Ticket:
+async def get_ticket(
+    session: AsyncSession, shop_id: int, code: str, *, customer_id: int | None = None
+) -> Ticket:
     """Another customer's ticket is indistinguishable from one that does not exist."""
     code = normalise_code(code)
     ticket = (
@@ -165,16 +173,29 @@ async def ticket_detail(session: AsyncSession, ticket: Ticket) -> TicketDetail:
     events = await session.execute(
         select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)  # type: ignore[arg-type]
     )
-    return TicketDetail(ticket, order.code if order else "", list(messages.scalars()), list(events.scalars()))
+    return TicketDetail(
+        ticket, order.code if order else "", list(messages.scalars()), list(events.scalars())
+    )
 
 
 async def list_tickets(
-    session: AsyncSession, shop_id: int, *, customer_id: int | None = None, status: TicketStatus | None = None, limit: int = 20
+    session: AsyncSession,
+    shop_id: int,
+    *,
+    customer_id: int | None = None,
+    status: TicketStatus | None = None,
+    limit: int = 20,
 ) -> list[tuple[Ticket, str]]:
     """Customers: newest first. Staff: open ones first, oldest first (the queue)."""
-    query = select(Ticket, ShopOrder.code).join(ShopOrder, ShopOrder.id == Ticket.order_id).where(Ticket.shop_id == shop_id)
+    query = (
+        select(Ticket, ShopOrder.code)
+        .join(ShopOrder, ShopOrder.id == Ticket.order_id)
+        .where(Ticket.shop_id == shop_id)
+    )
     if customer_id is not None:
-        query = query.where(Ticket.user_id == customer_id).order_by(Ticket.created_at.desc(), Ticket.id.desc())  # type: ignore[attr-defined]
+        query = query.where(Ticket.user_id == customer_id).order_by(
+            Ticket.created_at.desc(), Ticket.id.desc()
+        )  # type: ignore[attr-defined]
     else:
         if status is not None:
             query = query.where(Ticket.status == status.value)
@@ -191,13 +212,27 @@ def images_of(message: TicketMessage) -> list[str]:
 # --- changes ------------------------------------------------------------------------
 
 
-def _move(session: AsyncSession, ticket: Ticket, target: TicketStatus, actor: Actor, action: str, now: datetime, reason: str = "") -> None:
+def _move(
+    session: AsyncSession,
+    ticket: Ticket,
+    target: TicketStatus,
+    actor: Actor,
+    action: str,
+    now: datetime,
+    reason: str = "",
+) -> None:
     if target not in TICKET_TRANSITIONS[TicketStatus(ticket.status)]:
         raise InvalidTicketTransition(ticket.status, action)
     session.add(
         TicketEvent(
-            ticket_id=ticket.id or 0, at=now, actor=actor.kind, actor_id=actor.user_id,
-            from_status=ticket.status, to_status=target.value, action=action, reason=reason[:200],
+            ticket_id=ticket.id or 0,
+            at=now,
+            actor=actor.kind,
+            actor_id=actor.user_id,
+            from_status=ticket.status,
+            to_status=target.value,
+            action=action,
+            reason=reason[:200],
         )
     )
     ticket.status = target.value
@@ -229,8 +264,12 @@ async def add_message(
     check_image_count(len(images))
     text = _check_text(text, required=not images)
     message = TicketMessage(
-        ticket_id=ticket.id or 0, author=actor.kind, author_id=actor.user_id, text=text,
-        images=json.dumps(images, ensure_ascii=False), at=now,
+        ticket_id=ticket.id or 0,
+        author=actor.kind,
+        author_id=actor.user_id,
+        text=text,
+        images=json.dumps(images, ensure_ascii=False),
+        at=now,
     )
     session.add(message)
     ticket.updated_at = now
@@ -260,13 +299,30 @@ async def open_ticket(
     text = _check_text(reason, required=True)
     await check_eligible(session, order, kind, windows, now)
     ticket = Ticket(
-        code=await _unused_code(session), shop_id=order.shop_id, order_id=order.id or 0, user_id=order.user_id,
-        group_id=group_id, kind=kind.value, status=T.OPEN.value, reason=text[:200], created_at=now, updated_at=now,
+        code=await _unused_code(session),
+        shop_id=order.shop_id,
+        order_id=order.id or 0,
+        user_id=order.user_id,
+        group_id=group_id,
+        kind=kind.value,
+        status=T.OPEN.value,
+        reason=text[:200],
+        created_at=now,
+        updated_at=now,
     )
     session.add(ticket)
     await session.flush()
     session.add(
-        TicketEvent(ticket_id=ticket.id or 0, at=now, actor=actor.kind, actor_id=actor.user_id, from_status=None, to_status=T.OPEN.value, action="opened", reason=text[:200])
+        TicketEvent(
+            ticket_id=ticket.id or 0,
+            at=now,
+            actor=actor.kind,
+            actor_id=actor.user_id,
+            from_status=None,
+            to_status=T.OPEN.value,
+            action="opened",
+            reason=text[:200],
+        )
     )
     # The first message keeps the customer's whole description; the ticket row keeps a summary.
     await add_message(session, ticket, actor, text, images, now)
@@ -279,7 +335,12 @@ async def withdraw(session: AsyncSession, ticket: Ticket, actor: Actor, now: dat
 
 
 async def approve(
-    session: AsyncSession, ticket: Ticket, amount_fen: int | None, actor: Actor, reason: str, now: datetime
+    session: AsyncSession,
+    ticket: Ticket,
+    amount_fen: int | None,
+    actor: Actor,
+    reason: str,
+    now: datetime,
 ) -> tuple[int, bool]:
     """退款: refunds at once (default: everything still refundable) → refunded.
     退货: → awaiting_return, the refund is made when staff /完成 after the parcel is back.
@@ -297,7 +358,9 @@ async def approve(
     _move(session, ticket, T.APPROVED, actor, "approved", now, reason)
     ticket.approved_at = now
     if kind is K.REFUND:
-        await orders.refund(session, order, ticket.refund_fen, f"售后退款 {ticket.code}", actor, now)
+        await orders.refund(
+            session, order, ticket.refund_fen, f"售后退款 {ticket.code}", actor, now
+        )
         _move(session, ticket, T.REFUNDED, actor, "refunded", now)
         await session.flush()
         return ticket.refund_fen, True
@@ -307,12 +370,24 @@ async def approve(
     return ticket.refund_fen, False
 
 
-async def reject(session: AsyncSession, ticket: Ticket, actor: Actor, reason: str, now: datetime) -> None:
-    _move(session, ticket, T.REJECTED, actor, "rejected", now, _check_text(reason, required=True)[:200])
+async def reject(
+    session: AsyncSession, ticket: Ticket, actor: Actor, reason: str, now: datetime
+) -> None:
+    _move(
+        session,
+        ticket,
+        T.REJECTED,
+        actor,
+        "rejected",
+        now,
+        _check_text(reason, required=True)[:200],
+    )
     await session.flush()
 
 
-async def return_shipped(session: AsyncSession, ticket: Ticket, carrier: str, number: str, actor: Actor, now: datetime) -> None:
+async def return_shipped(
+    session: AsyncSession, ticket: Ticket, carrier: str, number: str, actor: Actor, now: datetime
+) -> None:
     if ticket.status != T.AWAITING_RETURN.value:
         raise InvalidTicketTransition(ticket.status, "return_shipped")
     ticket.return_carrier, ticket.return_number = carrier, number
@@ -320,7 +395,9 @@ async def return_shipped(session: AsyncSession, ticket: Ticket, carrier: str, nu
     await session.flush()
 
 
-async def complete(session: AsyncSession, ticket: Ticket, actor: Actor, now: datetime) -> tuple[int, bool]:
+async def complete(
+    session: AsyncSession, ticket: Ticket, actor: Actor, now: datetime
+) -> tuple[int, bool]:
     """/完成: 退货 → refund now (the parcel is back) → refunded; 换货/投诉 → closed.
     A 退款 ticket is refunded on approval and cannot be completed again."""
     kind = TicketKind(ticket.kind)
@@ -346,12 +423,25 @@ async def complete(session: AsyncSession, ticket: Ticket, actor: Actor, now: dat
 # --- notices ------------------------------------------------------------------------
 
 
-async def notify_customer(session: AsyncSession, ticket: Ticket, body: str, key: str, now: datetime) -> None:
-    await notices.to_chat(session, ticket.user_id, ticket.group_id, body, f"ticket:{ticket.code}:{key}", now)
+async def notify_customer(
+    session: AsyncSession, ticket: Ticket, body: str, key: str, now: datetime
+) -> None:
+    await notices.to_chat(
+        session, ticket.user_id, ticket.group_id, body, f"ticket:{ticket.code}:{key}", now
+    )
 
 
-async def notify_staff(session: AsyncSession, ticket: Ticket, owners: frozenset[int], body: str, key: str, now: datetime) -> None:
-    await notices.to_staff(session, ticket.shop_id, owners, body, f"ticket:{ticket.code}:{key}", now)
+async def notify_staff(
+    session: AsyncSession,
+    ticket: Ticket,
+    owners: frozenset[int],
+    body: str,
+    key: str,
+    now: datetime,
+) -> None:
+    await notices.to_staff(
+        session, ticket.shop_id, owners, body, f"ticket:{ticket.code}:{key}", now
+    )
 
 
 # --- clocks -------------------------------------------------------------------------
@@ -413,7 +503,11 @@ async def run_ticket_clocks(
                 ticket.escalated_at = now
                 for owner in sorted(owners):
                     await outbox.enqueue(
-                        session, outbox.Target("private", owner), [outbox.text(escalation_text(ticket))], f"ticket:{ticket.code}:escalate:{owner}", now
+                        session,
+                        outbox.Target("private", owner),
+                        [outbox.text(escalation_text(ticket))],
+                        f"ticket:{ticket.code}:escalate:{owner}",
+                        now,
                     )
                 report.escalated.append(ticket.code)
     for stale in stale_returns:
@@ -422,8 +516,18 @@ async def run_ticket_clocks(
                 ticket = await session.get(Ticket, stale.id)
                 if ticket is None or ticket.status != T.AWAITING_RETURN.value:
                     continue
-                _move(session, ticket, T.CLOSED, Actor.system(), "return_expired", now, f"{RETURN_SHIP_DAYS} 天内未寄回")
-                await notify_customer(session, ticket, return_expired_text(ticket), "return_expired", now)
+                _move(
+                    session,
+                    ticket,
+                    T.CLOSED,
+                    Actor.system(),
+                    "return_expired",
+                    now,
+                    f"{RETURN_SHIP_DAYS} 天内未寄回",
+                )
+                await notify_customer(
+                    session, ticket, return_expired_text(ticket), "return_expired", now
+                )
                 report.expired_returns.append(ticket.code)
         except ShopError:
             continue

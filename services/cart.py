@@ -71,9 +71,13 @@ async def add_to_cart(
     return item, variant, line.quantity
 
 
-async def remove_from_cart(session: AsyncSession, shop_id: int, user_id: int, ref: VariantRef) -> CartView:
+async def remove_from_cart(
+    session: AsyncSession, shop_id: int, user_id: int, ref: VariantRef
+) -> CartView:
     for view in await view_cart(session, shop_id, user_id):
-        if view.item.id == ref.item_id and (ref.position is None or ref.position == view.variant.position):
+        if view.item.id == ref.item_id and (
+            ref.position is None or ref.position == view.variant.position
+        ):
             await session.delete(view.line)
             await session.flush()
             return view
@@ -87,7 +91,9 @@ async def clear_cart(session: AsyncSession, shop_id: int, user_id: int) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def remove_variants(session: AsyncSession, shop_id: int, user_id: int, variant_ids: set[int]) -> None:
+async def remove_variants(
+    session: AsyncSession, shop_id: int, user_id: int, variant_ids: set[int]
+) -> None:
     """After checkout: the ordered lines leave the cart, anything unavailable stays."""
     if variant_ids:
         await session.execute(

@@ -146,14 +146,19 @@ _DELISTED = Item.listed.is_(False)  # type: ignore[attr-defined]
 _PAGE_ALL = _page_of(_LISTED)
 _PAGE_DELISTED = _page_of(_DELISTED)
 _PAGE_IN_CATEGORY = _PAGE_ALL.where(Item.category_id == bindparam("category_id"))
-_COUNT_ALL = select(func.count()).select_from(Item).where(Item.shop_id == bindparam("shop_id"), _LISTED)
+_COUNT_ALL = (
+    select(func.count()).select_from(Item).where(Item.shop_id == bindparam("shop_id"), _LISTED)
+)
 _COUNT_IN_CATEGORY = _COUNT_ALL.where(Item.category_id == bindparam("category_id"))
-_COUNT_DELISTED = select(func.count()).select_from(Item).where(Item.shop_id == bindparam("shop_id"), _DELISTED)
+_COUNT_DELISTED = (
+    select(func.count()).select_from(Item).where(Item.shop_id == bindparam("shop_id"), _DELISTED)
+)
 
 
 def _summaries(rows: object) -> list[ItemSummary]:
     return [
-        ItemSummary(row[0], row[1], int(row[2]), int(row[3] or 0), int(row[4])) for row in rows  # type: ignore[attr-defined]
+        ItemSummary(row[0], row[1], int(row[2]), int(row[3] or 0), int(row[4]))
+        for row in rows  # type: ignore[attr-defined]
     ]
 
 
@@ -186,7 +191,11 @@ async def list_items(
 async def list_delisted(session: AsyncSession, shop_id: int, page: int = 1) -> ItemPage:
     """Items taken off the shelf, for staff to find and put back (/上架)."""
     _check_page(page)
-    params: dict[str, object] = {"shop_id": shop_id, "limit": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE}
+    params: dict[str, object] = {
+        "shop_id": shop_id,
+        "limit": PAGE_SIZE,
+        "offset": (page - 1) * PAGE_SIZE,
+    }
     return await _page(session, _PAGE_DELISTED, _COUNT_DELISTED, params, page, None)
 
 
@@ -196,7 +205,12 @@ def _check_page(page: int) -> None:
 
 
 async def _page(
-    session: AsyncSession, statement: Select[Any], count: Select[Any], params: dict[str, object], page: int, category: str | None
+    session: AsyncSession,
+    statement: Select[Any],
+    count: Select[Any],
+    params: dict[str, object],
+    page: int,
+    category: str | None,
 ) -> ItemPage:
     rows = (await session.execute(statement, params)).all()
     if rows:
@@ -263,14 +277,18 @@ _ITEM_WITH_CATEGORY = (
     .outerjoin(Category, Category.id == Item.category_id)
     .where(Item.id == bindparam("item_id"), Item.shop_id == bindparam("shop_id"))
 )
-_VARIANTS_OF = select(Variant).where(Variant.item_id == bindparam("item_id")).order_by(Variant.position)
+_VARIANTS_OF = (
+    select(Variant).where(Variant.item_id == bindparam("item_id")).order_by(Variant.position)
+)
 
 
 async def item_detail(
     session: AsyncSession, shop_id: int, item_id: int, *, include_delisted: bool = False
 ) -> ItemDetail:
     # Two prebuilt queries: /详情 is the second most frequent command.
-    row = (await session.execute(_ITEM_WITH_CATEGORY, {"item_id": item_id, "shop_id": shop_id})).first()
+    row = (
+        await session.execute(_ITEM_WITH_CATEGORY, {"item_id": item_id, "shop_id": shop_id})
+    ).first()
     if row is None or (not row[0].listed and not include_delisted):
         raise ItemNotFound(item_id)
     variants = list((await session.execute(_VARIANTS_OF, {"item_id": item_id})).scalars())
@@ -418,7 +436,9 @@ async def change_stock(
     return item, variant, old_stock
 
 
-async def set_listed(session: AsyncSession, shop_id: int, item_id: int, listed: bool) -> tuple[Item, bool]:
+async def set_listed(
+    session: AsyncSession, shop_id: int, item_id: int, listed: bool
+) -> tuple[Item, bool]:
     """Returns the item and whether anything changed."""
     item = await get_item(session, shop_id, item_id, include_delisted=True)
     changed = item.listed != listed

@@ -66,7 +66,9 @@ def _decode(text: str) -> list[tuple[int, int]]:
     return [(variant_id, quantity) for variant_id, quantity, _ in _decode_with_prices(text)]
 
 
-async def _summary_lines(session: AsyncSession, shop_id: int, wanted: list[tuple[int, int]]) -> list[SummaryLine]:
+async def _summary_lines(
+    session: AsyncSession, shop_id: int, wanted: list[tuple[int, int]]
+) -> list[SummaryLine]:
     """Checks availability now (the stock is only reserved on 确认)."""
     lines = []
     for variant_id, quantity in wanted:
@@ -104,7 +106,9 @@ async def start(
     key = chat_key(group_id)
     await session.execute(
         delete(CheckoutDraft).where(
-            CheckoutDraft.shop_id == shop_id, CheckoutDraft.chat_key == key, CheckoutDraft.user_id == user_id  # type: ignore[arg-type]
+            CheckoutDraft.shop_id == shop_id,
+            CheckoutDraft.chat_key == key,
+            CheckoutDraft.user_id == user_id,  # type: ignore[arg-type]
         )
     )
     if address is None and group_id is not None:
@@ -126,7 +130,9 @@ async def start(
     return Summary(draft, lines, AddressSnapshot.of(address) if address else None)
 
 
-async def find(session: AsyncSession, shop_id: int, user_id: int, group_id: int | None) -> CheckoutDraft | None:
+async def find(
+    session: AsyncSession, shop_id: int, user_id: int, group_id: int | None
+) -> CheckoutDraft | None:
     return (
         await session.execute(
             select(CheckoutDraft).where(
@@ -178,20 +184,39 @@ async def confirm(
             raise PriceChanged(shown_price, variant.price_fen)
     wanted = _decode(draft.lines)
     order = await orders.place_order(
-        session, draft.shop_id, draft.user_id, group_id, wanted, AddressSnapshot.of(address), draft.remark, now, unpaid_timeout
+        session,
+        draft.shop_id,
+        draft.user_id,
+        group_id,
+        wanted,
+        AddressSnapshot.of(address),
+        draft.remark,
+        now,
+        unpaid_timeout,
     )
     if draft.source == "cart":
-        await cart.remove_variants(session, draft.shop_id, draft.user_id, {variant_id for variant_id, _ in wanted})
+        await cart.remove_variants(
+            session, draft.shop_id, draft.user_id, {variant_id for variant_id, _ in wanted}
+        )
     return order
 
 
-async def live_drafts(session: AsyncSession, now: datetime) -> dict[tuple[str, int], tuple[datetime, bool]]:
+async def live_drafts(
+    session: AsyncSession, now: datetime
+) -> dict[tuple[str, int], tuple[datetime, bool]]:
     """(chat key, user) → (expires at, awaiting an address) of every unexpired draft: what
     the router's in-memory index is rebuilt from."""
     rows = await session.execute(
-        select(CheckoutDraft.chat_key, CheckoutDraft.user_id, CheckoutDraft.expires_at, CheckoutDraft.awaiting_address)
+        select(
+            CheckoutDraft.chat_key,
+            CheckoutDraft.user_id,
+            CheckoutDraft.expires_at,
+            CheckoutDraft.awaiting_address,
+        )
     )
-    return {(key, user): (expires, awaiting) for key, user, expires, awaiting in rows if expires > now}
+    return {
+        (key, user): (expires, awaiting) for key, user, expires, awaiting in rows if expires > now
+    }
 
 
 async def live_keys(session: AsyncSession, now: datetime) -> dict[tuple[str, int], datetime]:

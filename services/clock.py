@@ -28,14 +28,20 @@ class ClockReport:
     auto_approved: list[str] = field(default_factory=list)
 
 
-async def run_order_clocks(database: Database, settings: OrderClockSettings, now: datetime) -> ClockReport:
+async def run_order_clocks(
+    database: Database, settings: OrderClockSettings, now: datetime
+) -> ClockReport:
     report = ClockReport()
     async with database.read() as session:
         expiring = [o.id for o in await orders.unpaid_due(session, now)]
-        reminding = [o.id for o in await orders.reminders_due(session, now, settings.unpaid_timeout)]
+        reminding = [
+            o.id for o in await orders.reminders_due(session, now, settings.unpaid_timeout)
+        ]
         approving = [
             (request.id, order.id)
-            for request, order in await orders.open_requests_due(session, RequestKind.CANCEL, now - settings.refund_auto_approve)
+            for request, order in await orders.open_requests_due(
+                session, RequestKind.CANCEL, now - settings.refund_auto_approve
+            )
         ]
     for order_id in expiring:
         async with database.write() as session:
@@ -48,12 +54,18 @@ async def run_order_clocks(database: Database, settings: OrderClockSettings, now
     for order_id in reminding:
         async with database.write() as session:
             order = await session.get(orders.ShopOrder, order_id)
-            if order is None or order.reminded_at is not None or order.status != OrderStatus.PENDING_PAYMENT.value:
+            if (
+                order is None
+                or order.reminded_at is not None
+                or order.status != OrderStatus.PENDING_PAYMENT.value
+            ):
                 continue
             order.reminded_at = now
             assert order.expires_at is not None
             minutes_left = max(1, round((order.expires_at - now).total_seconds() / 60))
-            await notices.to_customer(session, order, notices.payment_reminder(order, minutes_left), "remind", now)
+            await notices.to_customer(
+                session, order, notices.payment_reminder(order, minutes_left), "remind", now
+            )
             report.reminded.append(order.code)
     for _request_id, order_id in approving:
         try:
@@ -63,13 +75,27 @@ async def run_order_clocks(database: Database, settings: OrderClockSettings, now
                     continue
                 # Paid and still undecided: approved. Shipped meanwhile: too late to cancel.
                 approve = order.status == OrderStatus.PAID.value
-                reason = "超时未处理，系统自动同意" if approve else "订单已发货，取消申请失效，如需退款请走售后"
+                reason = (
+                    "超时未处理，系统自动同意"
+                    if approve
+                    else "订单已发货，取消申请失效，如需退款请走售后"
+                )
                 decided = await orders.decide(
-                    session, order, approve, Actor.system(), reason, now, kinds=frozenset({RequestKind.CANCEL})
+                    session,
+                    order,
+                    approve,
+                    Actor.system(),
+                    reason,
+                    now,
+                    kinds=frozenset({RequestKind.CANCEL}),
                 )
                 for request in decided:
                     await notices.to_customer(
-                        session, order, notices.request_decided(order, request.kind, approve, reason), f"request:{request.id}", now
+                        session,
+                        order,
+                        notices.request_decided(order, request.kind, approve, reason),
+                        f"request:{request.id}",
+                        now,
                     )
                 report.auto_approved.append(order.code)
         except ShopError:

@@ -31,7 +31,9 @@ async def set_group_enabled(
     if row is None:
         if not enabled:
             return False
-        session.add(ShopGroup(shop_id=shop_id, group_id=group_id, enabled=True, changed_by=changed_by))
+        session.add(
+            ShopGroup(shop_id=shop_id, group_id=group_id, enabled=True, changed_by=changed_by)
+        )
         await session.flush()
         return True
     if row.enabled == enabled:

@@ -75,7 +75,9 @@ def lease_length(tick: timedelta) -> timedelta:
     return max(MIN_LEASE, 3 * tick)
 
 
-async def acquire(session: AsyncSession, name: str, holder: str, now: datetime, length: timedelta) -> bool:
+async def acquire(
+    session: AsyncSession, name: str, holder: str, now: datetime, length: timedelta
+) -> bool:
     """Takes or renews the lease `name` for `holder` until now + length. False when
     another holder's lease is still running."""
     result = await session.execute(
@@ -103,7 +105,9 @@ async def acquire(session: AsyncSession, name: str, holder: str, now: datetime, 
         return bool(result.rowcount)  # type: ignore[attr-defined]
     try:
         async with session.begin_nested():  # the first process ever: create the row
-            session.add(ClockLease(name=name, holder=holder, expires_at=now + length, acquired_at=now))
+            session.add(
+                ClockLease(name=name, holder=holder, expires_at=now + length, acquired_at=now)
+            )
     except IntegrityError:  # another process created it a moment ago
         return False
     return True
@@ -112,7 +116,9 @@ async def acquire(session: AsyncSession, name: str, holder: str, now: datetime, 
 async def release(session: AsyncSession, name: str, holder: str, now: datetime) -> None:
     """Ends `holder`'s lease at once, so that another process need not wait it out."""
     await session.execute(
-        update(ClockLease).where(_LEASE.name == name, _LEASE.holder == holder).values(expires_at=now)
+        update(ClockLease)
+        .where(_LEASE.name == name, _LEASE.holder == holder)
+        .values(expires_at=now)
     )
 
 

@@ -60,6 +60,7 @@ def check_stock(stock: int) -> int:
         raise InvalidValue(FIELD_STOCK, "too_large", MAX_STOCK)
     return stock
 
+
 # --- ordering --------------------------------------------------------------------------
 MAX_QUANTITY = 999
 MAX_CART_LINES = 30

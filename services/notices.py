@@ -30,18 +30,30 @@ def chat_segments(user_id: int, group_id: int | None, body: str) -> list[Segment
     return [outbox.text(body)]
 
 
-async def to_chat(session: AsyncSession, user_id: int, group_id: int | None, body: str, key: str, now: datetime) -> bool:
-    return await outbox.enqueue(session, chat_target(user_id, group_id), chat_segments(user_id, group_id, body), key, now)
+async def to_chat(
+    session: AsyncSession, user_id: int, group_id: int | None, body: str, key: str, now: datetime
+) -> bool:
+    return await outbox.enqueue(
+        session, chat_target(user_id, group_id), chat_segments(user_id, group_id, body), key, now
+    )
 
 
-async def to_customer(session: AsyncSession, order: ShopOrder, body: str, key: str, now: datetime) -> bool:
-    return await to_chat(session, order.user_id, order.group_id, body, f"order:{order.code}:{key}", now)
+async def to_customer(
+    session: AsyncSession, order: ShopOrder, body: str, key: str, now: datetime
+) -> bool:
+    return await to_chat(
+        session, order.user_id, order.group_id, body, f"order:{order.code}:{key}", now
+    )
 
 
-async def to_staff(session: AsyncSession, shop_id: int, owners: frozenset[int], body: str, key: str, now: datetime) -> None:
+async def to_staff(
+    session: AsyncSession, shop_id: int, owners: frozenset[int], body: str, key: str, now: datetime
+) -> None:
     """Privately to every owner and staff member, once per key and person."""
     for user_id in sorted(owners | await staff.staff_ids(session, shop_id)):
-        await outbox.enqueue(session, Target("private", user_id), [outbox.text(body)], f"{key}:staff:{user_id}", now)
+        await outbox.enqueue(
+            session, Target("private", user_id), [outbox.text(body)], f"{key}:staff:{user_id}", now
+        )
 
 
 def order_expired(order: ShopOrder) -> str:
@@ -98,20 +110,30 @@ def tracking_update(order: ShopOrder, text: str) -> str:
 
 
 def delivered(order: ShopOrder) -> str:
-    return f"订单号：{order.code} 已签收。收到货没问题请发 /确认收货 {order.code}；有问题可发 /售后。"
+    return (
+        f"订单号：{order.code} 已签收。收到货没问题请发 /确认收货 {order.code}；有问题可发 /售后。"
+    )
 
 
 def auto_completed(order: ShopOrder) -> str:
     return f"订单号：{order.code} 已自动确认收货，订单完成。感谢惠顾！欢迎 /评价 {order.code} <1-5> 说说感受。"
 
 
-async def announce(session: AsyncSession, shop_id: int, shop_name: str, text: str, now: datetime) -> int:
+async def announce(
+    session: AsyncSession, shop_id: int, shop_name: str, text: str, now: datetime
+) -> int:
     """Queues the announcement for every enabled group of the shop (the outbox paces
     them); returns how many groups. The text goes out as plain text, CQ codes and all."""
     body = announcement(shop_name, check_text(FIELD_ANNOUNCEMENT, text, MAX_ANNOUNCEMENT))
     targets = sorted(await groups.enabled_group_ids(session, shop_id))
     for group_id in targets:
-        await outbox.enqueue(session, Target("group", group_id), [outbox.text(body)], f"announce:{now.timestamp()}:{group_id}", now)
+        await outbox.enqueue(
+            session,
+            Target("group", group_id),
+            [outbox.text(body)],
+            f"announce:{now.timestamp()}:{group_id}",
+            now,
+        )
     return len(targets)
 
 

@@ -120,18 +120,26 @@ async def release_stock(session: AsyncSession, variant_id: int, quantity: int) -
 
 
 async def _current_stock(session: AsyncSession, variant_id: int) -> int:
-    return int((await session.execute(select(_VARIANT.stock).where(_VARIANT.id == variant_id))).scalar_one())
+    return int(
+        (
+            await session.execute(select(_VARIANT.stock).where(_VARIANT.id == variant_id))
+        ).scalar_one()
+    )
 
 
 # --- reading ------------------------------------------------------------------------
 
 
-async def get_order(session: AsyncSession, shop_id: int, code: str, *, customer_id: int | None = None) -> ShopOrder:
+async def get_order(
+    session: AsyncSession, shop_id: int, code: str, *, customer_id: int | None = None
+) -> ShopOrder:
     """`customer_id` set: only that customer's order is found; anyone else's looks exactly
     like a number that does not exist."""
     code = normalise_code(code)
     order = (
-        await session.execute(select(ShopOrder).where(ShopOrder.code == code, ShopOrder.shop_id == shop_id))
+        await session.execute(
+            select(ShopOrder).where(ShopOrder.code == code, ShopOrder.shop_id == shop_id)
+        )
     ).scalar_one_or_none()
     if order is None or (customer_id is not None and order.user_id != customer_id):
         raise OrderNotFound(code)
@@ -139,17 +147,26 @@ async def get_order(session: AsyncSession, shop_id: int, code: str, *, customer_
 
 
 async def order_lines(session: AsyncSession, order_id: int) -> list[OrderLine]:
-    rows = await session.execute(select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.id))  # type: ignore[arg-type]
+    rows = await session.execute(
+        select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.id)
+    )  # type: ignore[arg-type]
     return list(rows.scalars())
 
 
 async def order_detail(session: AsyncSession, order: ShopOrder) -> OrderDetail:
     assert order.id is not None
-    events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id))  # type: ignore[arg-type]
+    events = await session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+    )  # type: ignore[arg-type]
     requests = await session.execute(
         select(OrderRequest).where(OrderRequest.order_id == order.id).order_by(OrderRequest.id)  # type: ignore[arg-type]
     )
-    return OrderDetail(order, await order_lines(session, order.id), list(events.scalars()), list(requests.scalars()))
+    return OrderDetail(
+        order,
+        await order_lines(session, order.id),
+        list(events.scalars()),
+        list(requests.scalars()),
+    )
 
 
 async def list_orders(
@@ -166,7 +183,9 @@ async def list_orders(
         conditions.append(ShopOrder.user_id == customer_id)
     if status is not None:
         conditions.append(ShopOrder.status == status.value)
-    total = (await session.execute(select(func.count()).select_from(ShopOrder).where(*conditions))).scalar_one()
+    total = (
+        await session.execute(select(func.count()).select_from(ShopOrder).where(*conditions))
+    ).scalar_one()
     rows = await session.execute(
         select(ShopOrder)
         .where(*conditions)
@@ -209,7 +228,15 @@ def _event(
     return event
 
 
-def move(session: AsyncSession, order: ShopOrder, target: OrderStatus, actor: Actor, action: str, now: datetime, **kw: str) -> None:
+def move(
+    session: AsyncSession,
+    order: ShopOrder,
+    target: OrderStatus,
+    actor: Actor,
+    action: str,
+    now: datetime,
+    **kw: str,
+) -> None:
     """The one way an order changes status: checked against order_rules, with an event."""
     order_rules.check_transition(order.status, target, action)
     _event(session, order, actor, action, now, to_status=target.value, **kw)
@@ -273,7 +300,11 @@ async def place_order(
     for variant, item, quantity in goods:
         variant_id = variant.id or 0
         if not await reserve_stock(session, variant_id, quantity):
-            raise OutOfStock(line_name(item.name, variant.name), quantity, await _current_stock(session, variant_id))
+            raise OutOfStock(
+                line_name(item.name, variant.name),
+                quantity,
+                await _current_stock(session, variant_id),
+            )
         line = OrderLine(
             order_id=order.id or 0,
             variant_id=variant_id,
@@ -314,7 +345,15 @@ async def _unused_code(session: AsyncSession) -> str:
 # --- customer changes ---------------------------------------------------------------
 
 
-async def _open_request(session: AsyncSession, order: ShopOrder, kind: RequestKind, payload: str, reason: str, actor: Actor, now: datetime) -> OrderRequest:
+async def _open_request(
+    session: AsyncSession,
+    order: ShopOrder,
+    kind: RequestKind,
+    payload: str,
+    reason: str,
+    actor: Actor,
+    now: datetime,
+) -> OrderRequest:
     pending = (
         await session.execute(
             select(OrderRequest).where(
@@ -335,7 +374,15 @@ async def _open_request(session: AsyncSession, order: ShopOrder, kind: RequestKi
         requested_at=now,
     )
     session.add(request)
-    _event(session, order, actor, f"{kind.value}_requested", now, detail=payload.replace("\t", " "), reason=reason)
+    _event(
+        session,
+        order,
+        actor,
+        f"{kind.value}_requested",
+        now,
+        detail=payload.replace("\t", " "),
+        reason=reason,
+    )
     await session.flush()
     return request
 
@@ -350,13 +397,21 @@ def _payload_address(payload: str) -> AddressSnapshot:
 
 
 def _apply_address(order: ShopOrder, address: AddressSnapshot) -> None:
-    order.receiver_name, order.receiver_phone, order.receiver_address = address.name, address.phone, address.detail
+    order.receiver_name, order.receiver_phone, order.receiver_address = (
+        address.name,
+        address.phone,
+        address.detail,
+    )
 
 
-async def amend_address(session: AsyncSession, order: ShopOrder, address: AddressSnapshot, actor: Actor, now: datetime) -> Mode:
+async def amend_address(
+    session: AsyncSession, order: ShopOrder, address: AddressSnapshot, actor: Actor, now: datetime
+) -> Mode:
     mode = order_rules.change_mode(order.status, Change.ADDRESS)
     if mode is Mode.REQUEST:
-        await _open_request(session, order, RequestKind.ADDRESS, _address_payload(address), "", actor, now)
+        await _open_request(
+            session, order, RequestKind.ADDRESS, _address_payload(address), "", actor, now
+        )
         return mode
     _apply_address(order, address)
     _event(session, order, actor, "address_changed", now, detail=f"收货地址改为 {address.detail}")
@@ -364,7 +419,9 @@ async def amend_address(session: AsyncSession, order: ShopOrder, address: Addres
     return mode
 
 
-async def amend_remark(session: AsyncSession, order: ShopOrder, remark: str, actor: Actor, now: datetime) -> Mode:
+async def amend_remark(
+    session: AsyncSession, order: ShopOrder, remark: str, actor: Actor, now: datetime
+) -> Mode:
     remark = check_remark(remark)
     mode = order_rules.change_mode(order.status, Change.REMARK)
     if mode is Mode.REQUEST:
@@ -376,14 +433,23 @@ async def amend_remark(session: AsyncSession, order: ShopOrder, remark: str, act
     return mode
 
 
-async def amend_quantity(session: AsyncSession, order: ShopOrder, ref: VariantRef, quantity: int, actor: Actor, now: datetime) -> tuple[OrderLine, int]:
+async def amend_quantity(
+    session: AsyncSession,
+    order: ShopOrder,
+    ref: VariantRef,
+    quantity: int,
+    actor: Actor,
+    now: datetime,
+) -> tuple[OrderLine, int]:
     """Sets one line's quantity (0 removes it), re-reserving stock; returns the line and
     its old quantity. Unpaid orders only."""
     order_rules.change_mode(order.status, Change.QUANTITY)
     check_quantity(quantity, allow_zero=True)
     lines = await order_lines(session, order.id or 0)
     matching = [
-        line for line in lines if line.item_id == ref.item_id and (ref.position is None or line.position == ref.position)
+        line
+        for line in lines
+        if line.item_id == ref.item_id and (ref.position is None or line.position == ref.position)
     ]
     if len(matching) != 1:
         raise LineNotInOrder(str(ref))
@@ -393,7 +459,11 @@ async def amend_quantity(session: AsyncSession, order: ShopOrder, ref: VariantRe
         raise LastLine(order.code)
     delta = quantity - old
     if delta > 0 and not await reserve_stock(session, line.variant_id, delta):
-        raise OutOfStock(line_name(line.item_name, line.variant_name), quantity, old + await _current_stock(session, line.variant_id))
+        raise OutOfStock(
+            line_name(line.item_name, line.variant_name),
+            quantity,
+            old + await _current_stock(session, line.variant_id),
+        )
     if delta < 0:
         await release_stock(session, line.variant_id, -delta)
     if quantity == 0:
@@ -402,7 +472,14 @@ async def amend_quantity(session: AsyncSession, order: ShopOrder, ref: VariantRe
     else:
         line.quantity = quantity
     order.total_fen = order_total(lines)
-    _event(session, order, actor, "quantity_changed", now, detail=f"{line_name(line.item_name, line.variant_name)} 数量 {old} → {quantity}，合计 {order.total_fen} 分")
+    _event(
+        session,
+        order,
+        actor,
+        "quantity_changed",
+        now,
+        detail=f"{line_name(line.item_name, line.variant_name)} 数量 {old} → {quantity}，合计 {order.total_fen} 分",
+    )
     await session.flush()
     return line, old
 
@@ -412,7 +489,15 @@ async def _release_all(session: AsyncSession, order: ShopOrder) -> None:
         await release_stock(session, line.variant_id, line.quantity)
 
 
-async def cancel(session: AsyncSession, order: ShopOrder, actor: Actor, reason: str, now: datetime, *, action: str = "cancelled") -> Mode:
+async def cancel(
+    session: AsyncSession,
+    order: ShopOrder,
+    actor: Actor,
+    reason: str,
+    now: datetime,
+    *,
+    action: str = "cancelled",
+) -> Mode:
     """Unpaid: cancelled at once, stock released. Paid: a request for staff."""
     reason = check_reason(reason)
     mode = order_rules.change_mode(order.status, Change.CANCEL)
@@ -452,30 +537,55 @@ async def decide(
             await _apply_request(session, order, request, actor, reason, now)
         else:
             _event(session, order, actor, f"{request.kind}_rejected", now, reason=reason)
-        _settle(request, RequestStatus.APPROVED if approve else RequestStatus.REJECTED, actor, reason, now)
+        _settle(
+            request,
+            RequestStatus.APPROVED if approve else RequestStatus.REJECTED,
+            actor,
+            reason,
+            now,
+        )
     await session.flush()
     return pending
 
 
-def _settle(request: OrderRequest, status: RequestStatus, actor: Actor, reason: str, now: datetime) -> None:
+def _settle(
+    request: OrderRequest, status: RequestStatus, actor: Actor, reason: str, now: datetime
+) -> None:
     request.status = status.value
     request.decided_by = actor.user_id
     request.decided_at = now
     request.decision_reason = reason
 
 
-async def _supersede_pending(session: AsyncSession, order: ShopOrder, actor: Actor, now: datetime) -> None:
+async def _supersede_pending(
+    session: AsyncSession, order: ShopOrder, actor: Actor, now: datetime
+) -> None:
     """The order closed (refunded): whatever the customer still asked for is moot. A
     cancellation request counts as granted (the money went back)."""
     rows = await session.execute(
-        select(OrderRequest).where(OrderRequest.order_id == order.id, OrderRequest.status == RequestStatus.PENDING.value)
+        select(OrderRequest).where(
+            OrderRequest.order_id == order.id, OrderRequest.status == RequestStatus.PENDING.value
+        )
     )
     for request in rows.scalars():
         granted = request.kind == RequestKind.CANCEL.value
-        _settle(request, RequestStatus.APPROVED if granted else RequestStatus.SUPERSEDED, actor, "订单已全额退款", now)
+        _settle(
+            request,
+            RequestStatus.APPROVED if granted else RequestStatus.SUPERSEDED,
+            actor,
+            "订单已全额退款",
+            now,
+        )
 
 
-async def _apply_request(session: AsyncSession, order: ShopOrder, request: OrderRequest, actor: Actor, reason: str, now: datetime) -> None:
+async def _apply_request(
+    session: AsyncSession,
+    order: ShopOrder,
+    request: OrderRequest,
+    actor: Actor,
+    reason: str,
+    now: datetime,
+) -> None:
     kind = RequestKind(request.kind)
     # The order may have moved on (shipped) since the request was made.
     if order.status != S.PAID.value:
@@ -483,15 +593,41 @@ async def _apply_request(session: AsyncSession, order: ShopOrder, request: Order
     if kind is RequestKind.ADDRESS:
         address = _payload_address(request.payload)
         _apply_address(order, address)
-        _event(session, order, actor, "address_changed", now, detail=f"收货地址改为 {address.detail}", reason=reason)
+        _event(
+            session,
+            order,
+            actor,
+            "address_changed",
+            now,
+            detail=f"收货地址改为 {address.detail}",
+            reason=reason,
+        )
     elif kind is RequestKind.REMARK:
         order.remark = request.payload
-        _event(session, order, actor, "remark_changed", now, detail=f"备注改为：{request.payload}", reason=reason)
+        _event(
+            session,
+            order,
+            actor,
+            "remark_changed",
+            now,
+            detail=f"备注改为：{request.payload}",
+            reason=reason,
+        )
     else:
-        await refund(session, order, None, reason or request.reason or "取消订单", actor, now, action="cancel_approved")
+        await refund(
+            session,
+            order,
+            None,
+            reason or request.reason or "取消订单",
+            actor,
+            now,
+            action="cancel_approved",
+        )
 
 
-async def open_requests_due(session: AsyncSession, kind: RequestKind, requested_before: datetime) -> list[tuple[OrderRequest, ShopOrder]]:
+async def open_requests_due(
+    session: AsyncSession, kind: RequestKind, requested_before: datetime
+) -> list[tuple[OrderRequest, ShopOrder]]:
     rows = await session.execute(
         select(OrderRequest, ShopOrder)
         .join(ShopOrder, ShopOrder.id == OrderRequest.order_id)
@@ -509,16 +645,26 @@ async def open_requests_due(session: AsyncSession, kind: RequestKind, requested_
 
 
 async def record_payment(
-    session: AsyncSession, order: ShopOrder, provider: str, reference: str, amount_fen: int, actor: Actor, now: datetime
+    session: AsyncSession,
+    order: ShopOrder,
+    provider: str,
+    reference: str,
+    amount_fen: int,
+    actor: Actor,
+    now: datetime,
 ) -> bool:
     """Marks an unpaid order paid. Idempotent: the same (provider, reference) twice changes
     nothing and returns False. Returns True when this call recorded the payment."""
     known = (
-        await session.execute(select(Payment).where(Payment.provider == provider, Payment.reference == reference))
+        await session.execute(
+            select(Payment).where(Payment.provider == provider, Payment.reference == reference)
+        )
     ).scalar_one_or_none()
     if known is not None:
         return False
-    late = order.status == S.CANCELLED.value and order.paid_fen == 0 and await _expired(session, order)
+    late = (
+        order.status == S.CANCELLED.value and order.paid_fen == 0 and await _expired(session, order)
+    )
     if order.status != S.PENDING_PAYMENT.value and not late:
         if order.paid_fen > 0:
             raise AlreadyPaid(order.code)
@@ -527,16 +673,37 @@ async def record_payment(
         raise InvalidValue(FIELD_AMOUNT, "mismatch", order.total_fen)
     if late:
         await _reserve_again(session, order)
-    session.add(Payment(order_id=order.id or 0, provider=provider, reference=reference, amount_fen=amount_fen, recorded_by=actor.user_id, at=now))
+    session.add(
+        Payment(
+            order_id=order.id or 0,
+            provider=provider,
+            reference=reference,
+            amount_fen=amount_fen,
+            recorded_by=actor.user_id,
+            at=now,
+        )
+    )
     order.paid_fen = amount_fen
     order.paid_at = now
     if late:
-        move(session, order, S.PAID, actor, "paid_late", now, detail=f"超时取消后收到付款，订单恢复；{provider} 收款 {amount_fen} 分")
+        move(
+            session,
+            order,
+            S.PAID,
+            actor,
+            "paid_late",
+            now,
+            detail=f"超时取消后收到付款，订单恢复；{provider} 收款 {amount_fen} 分",
+        )
         order.closed_at = None
     else:
         move(session, order, S.PAID, actor, "paid", now, detail=f"{provider} 收款 {amount_fen} 分")
     for line in await order_lines(session, order.id or 0):
-        await session.execute(update(Variant).where(_VARIANT.id == line.variant_id).values(sold=_VARIANT.sold + line.quantity))
+        await session.execute(
+            update(Variant)
+            .where(_VARIANT.id == line.variant_id)
+            .values(sold=_VARIANT.sold + line.quantity)
+        )
     await session.flush()
     return True
 
@@ -560,7 +727,9 @@ async def _reserve_again(session: AsyncSession, order: ShopOrder) -> None:
     for line in await order_lines(session, order.id or 0):
         if not await reserve_stock(session, line.variant_id, line.quantity):
             available = await _current_stock(session, line.variant_id)
-            raise LatePaymentStockGone(order.code, line_name(line.item_name, line.variant_name), available)
+            raise LatePaymentStockGone(
+                order.code, line_name(line.item_name, line.variant_name), available
+            )
 
 
 def refund_amount(order: ShopOrder, amount_fen: int | None) -> int:
@@ -594,18 +763,41 @@ async def refund(
     if OrderStatus(order.status) not in REFUNDABLE:
         raise InvalidTransition(order.status, "refund")
     amount = refund_amount(order, amount_fen)
-    session.add(Refund(order_id=order.id or 0, amount_fen=amount, reason=reason, by=actor.user_id, at=now))
+    session.add(
+        Refund(order_id=order.id or 0, amount_fen=amount, reason=reason, by=actor.user_id, at=now)
+    )
     order.refunded_fen += amount
     fully = order.refunded_fen == order.paid_fen
     if fully:
         if order.status == S.PAID.value:
             await _release_all(session, order)
             for line in await order_lines(session, order.id or 0):
-                await session.execute(update(Variant).where(_VARIANT.id == line.variant_id).values(sold=_VARIANT.sold - line.quantity))
-        move(session, order, S.REFUNDED, actor, action, now, detail=f"退款 {amount} 分", reason=reason)
+                await session.execute(
+                    update(Variant)
+                    .where(_VARIANT.id == line.variant_id)
+                    .values(sold=_VARIANT.sold - line.quantity)
+                )
+        move(
+            session,
+            order,
+            S.REFUNDED,
+            actor,
+            action,
+            now,
+            detail=f"退款 {amount} 分",
+            reason=reason,
+        )
         await _supersede_pending(session, order, actor, now)
     else:
-        _event(session, order, actor, "partial_refund", now, detail=f"部分退款 {amount} 分", reason=reason)
+        _event(
+            session,
+            order,
+            actor,
+            "partial_refund",
+            now,
+            detail=f"部分退款 {amount} 分",
+            reason=reason,
+        )
     await session.flush()
     return amount, fully
 
@@ -622,7 +814,9 @@ async def unpaid_due(session: AsyncSession, now: datetime) -> list[ShopOrder]:
     return list(rows.scalars())
 
 
-async def reminders_due(session: AsyncSession, now: datetime, unpaid_timeout: timedelta) -> list[ShopOrder]:
+async def reminders_due(
+    session: AsyncSession, now: datetime, unpaid_timeout: timedelta
+) -> list[ShopOrder]:
     """Unpaid orders past half their payment time that were not reminded yet."""
     rows = await session.execute(
         select(ShopOrder)

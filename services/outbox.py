@@ -47,7 +47,9 @@ class Target:
     id: int
 
 
-async def enqueue(session: AsyncSession, target: Target, segments: list[Segment], dedupe_key: str, now: datetime) -> bool:
+async def enqueue(
+    session: AsyncSession, target: Target, segments: list[Segment], dedupe_key: str, now: datetime
+) -> bool:
     """Adds a message unless one with the same key exists (jobs re-run after a crash must
     not notify twice). Returns whether it was added."""
     dedupe_key = dedupe_key[:120]  # the column's width; checked and stored the same way
@@ -93,7 +95,9 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Ou
         result = await session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row.id, OutboxMessage.attempts == row.attempts)  # type: ignore[arg-type]
-            .values(attempts=row.attempts + 1, next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
+            .values(
+                attempts=row.attempts + 1, next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS)
+            )
         )
         if result.rowcount:  # type: ignore[attr-defined]
             await session.refresh(row)
@@ -102,14 +106,22 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Ou
 
 
 async def mark_sent(session: AsyncSession, message_id: int, now: datetime) -> None:
-    await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(sent_at=now, last_error=""))  # type: ignore[arg-type]
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(sent_at=now, last_error="")
+    )  # type: ignore[arg-type]
 
 
 def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1)))
+    return timedelta(
+        seconds=min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    )
 
 
-async def mark_failed(session: AsyncSession, message: OutboxMessage, error: str, now: datetime) -> bool:
+async def mark_failed(
+    session: AsyncSession, message: OutboxMessage, error: str, now: datetime
+) -> bool:
     """Schedules a retry with backoff; after MAX_ATTEMPTS the row is given up (failed_at).
     Returns True when it was given up."""
     give_up = message.attempts >= MAX_ATTEMPTS
@@ -118,7 +130,9 @@ async def mark_failed(session: AsyncSession, message: OutboxMessage, error: str,
         values["failed_at"] = now
     else:
         values["next_attempt_at"] = now + backoff(message.attempts)
-    await session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(**values))  # type: ignore[arg-type]
+    await session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == message.id).values(**values)
+    )  # type: ignore[arg-type]
     return give_up
 
 

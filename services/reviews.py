@@ -42,7 +42,14 @@ async def add_review(
     existing = (await session.execute(select(Review.id).where(Review.order_id == order.id))).first()
     if existing is not None:
         raise AlreadyReviewed(order.code)
-    review = Review(shop_id=order.shop_id, order_id=order.id or 0, user_id=user_id, rating=rating, text=text, created_at=now)
+    review = Review(
+        shop_id=order.shop_id,
+        order_id=order.id or 0,
+        user_id=user_id,
+        rating=rating,
+        text=text,
+        created_at=now,
+    )
     session.add(review)
     await session.flush()
     return review
@@ -50,7 +57,9 @@ async def add_review(
 
 # Prebuilt: /详情 is the second most frequent command and building a select costs more
 # CPU than SQLite spends running it.
-_ORDERS_WITH_ITEM = select(OrderLine.order_id).where(OrderLine.item_id == bindparam("item_id")).scalar_subquery()
+_ORDERS_WITH_ITEM = (
+    select(OrderLine.order_id).where(OrderLine.item_id == bindparam("item_id")).scalar_subquery()
+)
 _RATING_SUMMARY = select(func.avg(Review.rating), func.count(Review.id)).where(
     Review.order_id.in_(_ORDERS_WITH_ITEM)  # type: ignore[attr-defined]
 )

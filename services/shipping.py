@@ -48,7 +48,9 @@ class PollReport:
 
 
 async def shipment_of(session: AsyncSession, order: ShopOrder) -> Shipment | None:
-    return (await session.execute(select(Shipment).where(Shipment.order_id == order.id))).scalar_one_or_none()
+    return (
+        await session.execute(select(Shipment).where(Shipment.order_id == order.id))
+    ).scalar_one_or_none()
 
 
 async def tracking_view(session: AsyncSession, order: ShopOrder) -> TrackingView | None:
@@ -64,7 +66,12 @@ async def tracking_view(session: AsyncSession, order: ShopOrder) -> TrackingView
 
 
 async def ship(
-    session: AsyncSession, order: ShopOrder, carrier: Carrier, number: str, actor: Actor, now: datetime
+    session: AsyncSession,
+    order: ShopOrder,
+    carrier: Carrier,
+    number: str,
+    actor: Actor,
+    now: datetime,
 ) -> Shipment:
     """paid → shipped; tracking starts (the first poll is due at once)."""
     if order.status != S.PAID.value:
@@ -80,16 +87,26 @@ async def ship(
     )
     session.add(shipment)
     await session.flush()
-    await notices.to_customer(session, order, notices.shipped(order, carrier.name, number), "shipped", now)
+    await notices.to_customer(
+        session, order, notices.shipped(order, carrier.name, number), "shipped", now
+    )
     return shipment
 
 
 async def _store_events(
-    session: AsyncSession, shipment: Shipment, events: list[TrackingEvent], source: str, now: datetime
+    session: AsyncSession,
+    shipment: Shipment,
+    events: list[TrackingEvent],
+    source: str,
+    now: datetime,
 ) -> list[TrackingEventRow]:
     """Stores the events not seen before (by key); returns the new ones, oldest first."""
     known = set(
-        (await session.execute(select(TrackingEventRow.key).where(TrackingEventRow.shipment_id == shipment.id))).scalars()
+        (
+            await session.execute(
+                select(TrackingEventRow.key).where(TrackingEventRow.shipment_id == shipment.id)
+            )
+        ).scalars()
     )
     new_rows = []
     for event in sorted(events, key=lambda e: e.at):
@@ -112,7 +129,14 @@ async def _store_events(
     return new_rows
 
 
-async def _deliver(session: AsyncSession, order: ShopOrder, shipment: Shipment, actor: Actor, now: datetime, at: datetime) -> None:
+async def _deliver(
+    session: AsyncSession,
+    order: ShopOrder,
+    shipment: Shipment,
+    actor: Actor,
+    now: datetime,
+    at: datetime,
+) -> None:
     orders.move(session, order, S.DELIVERED, actor, "delivered", now)
     shipment.delivered_at = at
     shipment.in_transit = False
@@ -140,11 +164,20 @@ async def add_manual_event(
     if signed:
         await _deliver(session, order, shipment, actor, now, now)
     else:
-        await notices.to_customer(session, order, notices.tracking_update(order, text), f"track:{row.key}", now)
+        await notices.to_customer(
+            session, order, notices.tracking_update(order, text), f"track:{row.key}", now
+        )
     return row
 
 
-async def confirm_received(session: AsyncSession, order: ShopOrder, actor: Actor, now: datetime, *, action: str = "completed") -> None:
+async def confirm_received(
+    session: AsyncSession,
+    order: ShopOrder,
+    actor: Actor,
+    now: datetime,
+    *,
+    action: str = "completed",
+) -> None:
     """Customer's /确认收货 (shipped or delivered → completed)."""
     orders.move(session, order, S.COMPLETED, actor, action, now)
     shipment = await shipment_of(session, order)
@@ -157,7 +190,12 @@ async def confirm_received(session: AsyncSession, order: ShopOrder, actor: Actor
 
 
 async def poll_due(
-    database: Database, provider: TrackingProvider, now: datetime, interval: timedelta, *, batch: int = 50
+    database: Database,
+    provider: TrackingProvider,
+    now: datetime,
+    interval: timedelta,
+    *,
+    batch: int = 50,
 ) -> PollReport:
     """Asks the provider about shipments in transit that are due, stores new events once,
     pushes each new state to the customer, and moves signed parcels to delivered."""
@@ -208,14 +246,18 @@ async def poll_due(
                 continue
             if result is None:
                 continue
-            new_rows = await _store_events(session, fresh_shipment, result.events, provider.name, now)
+            new_rows = await _store_events(
+                session, fresh_shipment, result.events, provider.name, now
+            )
             report.new_events += len(new_rows)
             previous = fresh_shipment.state
             fresh_shipment.state = result.state.value
             if result.signed:
                 signed_at = result.events[-1].at if result.events else now
                 if fresh_order.status == S.SHIPPED.value:
-                    await _deliver(session, fresh_order, fresh_shipment, Actor.system(), now, signed_at)
+                    await _deliver(
+                        session, fresh_order, fresh_shipment, Actor.system(), now, signed_at
+                    )
                     report.delivered.append(fresh_order.code)
                 else:
                     # Refunded or completed meanwhile: the parcel is done, stop paying for polls.
@@ -226,7 +268,9 @@ async def poll_due(
                 await notices.to_customer(
                     session,
                     fresh_order,
-                    notices.tracking_update(fresh_order, f"{TRACKING_STATE_NAMES[result.state]}：{latest.text}"),
+                    notices.tracking_update(
+                        fresh_order, f"{TRACKING_STATE_NAMES[result.state]}：{latest.text}"
+                    ),
                     f"track:{result.state.value}:{latest.key}",
                     now,
                 )
@@ -240,24 +284,35 @@ async def auto_confirm_due(
     delivery ever reported → completed. Returns the order codes."""
     async with database.read() as session:
         delivered = (
-            await session.execute(
-                select(ShopOrder.id)
-                .join(Shipment, Shipment.order_id == ShopOrder.id)
-                .where(ShopOrder.status == S.DELIVERED.value, Shipment.delivered_at <= now - after_delivery)  # type: ignore[operator]
-            )
-        ).scalars().all()
-        shipped = (
-            await session.execute(
-                select(ShopOrder.id)
-                .join(Shipment, Shipment.order_id == ShopOrder.id)
-                .where(
-                    ShopOrder.status == S.SHIPPED.value,
-                    Shipment.shipped_at <= now - after_shipping,
-                    # A parcel on its way back never completes by itself.
-                    Shipment.state.not_in([state.value for state in NOT_ARRIVING]),  # type: ignore[attr-defined]
+            (
+                await session.execute(
+                    select(ShopOrder.id)
+                    .join(Shipment, Shipment.order_id == ShopOrder.id)
+                    .where(
+                        ShopOrder.status == S.DELIVERED.value,
+                        Shipment.delivered_at <= now - after_delivery,
+                    )  # type: ignore[operator]
                 )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
+        shipped = (
+            (
+                await session.execute(
+                    select(ShopOrder.id)
+                    .join(Shipment, Shipment.order_id == ShopOrder.id)
+                    .where(
+                        ShopOrder.status == S.SHIPPED.value,
+                        Shipment.shipped_at <= now - after_shipping,
+                        # A parcel on its way back never completes by itself.
+                        Shipment.state.not_in([state.value for state in NOT_ARRIVING]),  # type: ignore[attr-defined]
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     done = []
     for order_id in [*delivered, *shipped]:
         try:
@@ -266,7 +321,9 @@ async def auto_confirm_due(
                 if order is None or order.status not in (S.DELIVERED.value, S.SHIPPED.value):
                     continue
                 await confirm_received(session, order, Actor.system(), now, action="auto_completed")
-                await notices.to_customer(session, order, notices.auto_completed(order), "completed", now)
+                await notices.to_customer(
+                    session, order, notices.auto_completed(order), "completed", now
+                )
                 done.append(order.code)
         except ShopError:
             continue

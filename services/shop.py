@@ -25,7 +25,9 @@ async def get_shop(session: AsyncSession, shop_id: int = DEFAULT_SHOP_ID) -> Sho
     return shop
 
 
-async def set_payment_info(session: AsyncSession, shop_id: int, text: str, qr_path: str | None) -> Shop:
+async def set_payment_info(
+    session: AsyncSession, shop_id: int, text: str, qr_path: str | None
+) -> Shop:
     """`/设置收款`: instructions shown by /付款; a new QR image replaces the old one."""
     from .errors import InvalidValue
     from .limits import FIELD_PAYMENT_TEXT, MAX_PAYMENT_TEXT

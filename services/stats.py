@@ -45,13 +45,23 @@ def window_start(now: datetime, days: int, zone: ZoneInfo) -> datetime:
     return (local_midnight - timedelta(days=days - 1)).astimezone(now.tzinfo)
 
 
-async def shop_stats(session: AsyncSession, shop_id: int, label: str, now: datetime, zone: ZoneInfo) -> ShopStats:
+async def shop_stats(
+    session: AsyncSession, shop_id: int, label: str, now: datetime, zone: ZoneInfo
+) -> ShopStats:
     since = window_start(now, PERIODS[label], zone)
     in_shop = ShopOrder.shop_id == shop_id
-    orders = (await session.execute(select(func.count()).select_from(ShopOrder).where(in_shop, ShopOrder.created_at >= since))).scalar_one()
+    orders = (
+        await session.execute(
+            select(func.count())
+            .select_from(ShopOrder)
+            .where(in_shop, ShopOrder.created_at >= since)
+        )
+    ).scalar_one()
     paid_orders, revenue = (
         await session.execute(
-            select(func.count(), func.coalesce(func.sum(ShopOrder.paid_fen), 0)).where(in_shop, ShopOrder.paid_at >= since)  # type: ignore[operator]
+            select(func.count(), func.coalesce(func.sum(ShopOrder.paid_fen), 0)).where(
+                in_shop, ShopOrder.paid_at >= since
+            )  # type: ignore[operator]
         )
     ).one()
     refunds = (
@@ -65,14 +75,20 @@ async def shop_stats(session: AsyncSession, shop_id: int, label: str, now: datet
         await session.execute(
             select(OrderLine.item_name, func.sum(OrderLine.quantity).label("sold"))
             .join(ShopOrder, ShopOrder.id == OrderLine.order_id)
-            .where(in_shop, ShopOrder.paid_at >= since, ShopOrder.status != OrderStatus.REFUNDED.value)  # type: ignore[operator]
+            .where(
+                in_shop, ShopOrder.paid_at >= since, ShopOrder.status != OrderStatus.REFUNDED.value
+            )  # type: ignore[operator]
             .group_by(OrderLine.item_name)
             .order_by(func.sum(OrderLine.quantity).desc())
             .limit(5)
         )
     ).all()
     to_ship = (
-        await session.execute(select(func.count()).select_from(ShopOrder).where(in_shop, ShopOrder.status == OrderStatus.PAID.value))
+        await session.execute(
+            select(func.count())
+            .select_from(ShopOrder)
+            .where(in_shop, ShopOrder.status == OrderStatus.PAID.value)
+        )
     ).scalar_one()
     pending = (
         await session.execute(
@@ -86,10 +102,20 @@ async def shop_stats(session: AsyncSession, shop_id: int, label: str, now: datet
         await session.execute(
             select(func.count())
             .select_from(Ticket)
-            .where(Ticket.shop_id == shop_id, Ticket.status.not_in([s.value for s in TICKET_TERMINAL]))  # type: ignore[attr-defined]
+            .where(
+                Ticket.shop_id == shop_id, Ticket.status.not_in([s.value for s in TICKET_TERMINAL])
+            )  # type: ignore[attr-defined]
         )
     ).scalar_one()
     return ShopStats(
-        label, since, int(orders), int(paid_orders), int(revenue), int(refunds),
-        [(name, int(sold)) for name, sold in best], int(to_ship), int(pending), int(open_tickets),
+        label,
+        since,
+        int(orders),
+        int(paid_orders),
+        int(revenue),
+        int(refunds),
+        [(name, int(sold)) for name, sold in best],
+        int(to_ship),
+        int(pending),
+        int(open_tickets),
     )

@@ -180,7 +180,9 @@ class TrackingState(StrEnum):
 
 # The parcel is going back to the shop (or was refused): it will never reach the
 # customer, so the order must not complete by itself; staff handle it (refund, resend).
-NOT_ARRIVING = frozenset({TrackingState.RETURN_SIGNED, TrackingState.RETURNING, TrackingState.REJECTED})
+NOT_ARRIVING = frozenset(
+    {TrackingState.RETURN_SIGNED, TrackingState.RETURNING, TrackingState.REJECTED}
+)
 
 
 def state_name(value: str) -> str:

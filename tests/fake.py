@@ -91,7 +91,11 @@ class Says:
             return f"not a Message object: {type(message)!r}"
         segments = list(message)
         if self.quote is not None:
-            if not segments or segments[0].type != "reply" or segments[0].data.get("id") != str(self.quote):
+            if (
+                not segments
+                or segments[0].type != "reply"
+                or segments[0].data.get("id") != str(self.quote)
+            ):
                 return "group reply must quote the asker first"
             segments = segments[1:]
         if any(s.type == "reply" for s in segments):

@@ -32,7 +32,9 @@ def test_env_example_documents_every_setting() -> None:
 
 def test_env_example_values_are_valid_and_match_defaults() -> None:
     keys = _example_keys()
-    parsed = ShopSettings.model_validate({k: v for k, v in keys.items() if k in ShopSettings.model_fields})
+    parsed = ShopSettings.model_validate(
+        {k: v for k, v in keys.items() if k in ShopSettings.model_fields}
+    )
     assert parsed == ShopSettings()
 
 

@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+PROXY_VARIABLES = (
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+)
 
 
 def free_port() -> int:
@@ -31,7 +38,9 @@ def no_proxy_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class BotProcess:
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None, *, script: str = "bot.py") -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str] | None = None, *, script: str = "bot.py"
+    ) -> None:
         self.workdir = workdir
         self.env = dict(env or {})
         self.script = script
@@ -55,10 +64,16 @@ class BotProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = no_proxy_env()
         # Unbuffered, so that the log can be read while the process runs.
-        env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **self.env})
+        env.update(
+            {"HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **self.env}
+        )
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, self.script], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, self.script],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
     def stop(self) -> None:

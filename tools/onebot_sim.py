@@ -938,7 +938,9 @@ class OneBotSimulator:
         start = len(self.sent)
         await self.send_private(user_id, message, nickname)
         try:
-            return await self.wait_for_send(self._answer(self.to_private(user_id)), timeout, since=start)
+            return await self.wait_for_send(
+                self._answer(self.to_private(user_id)), timeout, since=start
+            )
         except TimeoutError:
             raise self._unanswered(start, f"private {user_id} {message!r}", timeout) from None
 
@@ -956,7 +958,9 @@ class OneBotSimulator:
         start = len(self.sent)
         await self.send_group(group_id, user_id, message, role, nickname)
         try:
-            return await self.wait_for_send(self._answer(self.to_group(group_id)), timeout, since=start)
+            return await self.wait_for_send(
+                self._answer(self.to_group(group_id)), timeout, since=start
+            )
         except TimeoutError:
             raise self._unanswered(start, f"group {group_id} {message!r}", timeout) from None
 

@@ -100,7 +100,9 @@ class ArgReader:
             return parse_yuan(word)
         except InvalidValue as error:
             if error.reason == "format":
-                raise UsageError(f"价格应是以元为单位的数字，最多两位小数（如 59.9），而不是“{word}”。") from None
+                raise UsageError(
+                    f"价格应是以元为单位的数字，最多两位小数（如 59.9），而不是“{word}”。"
+                ) from None
             raise
 
     def stock(self) -> int:
@@ -147,7 +149,9 @@ class ArgReader:
     def order_code(self, what: str = "订单号") -> str:
         word = normalise_word(self.word(what)).upper()
         if not looks_like_code(word):
-            raise UsageError(f"{what}是 10 位字母和数字（下单回复里的“{what}：…”），而不是“{word}”。")
+            raise UsageError(
+                f"{what}是 10 位字母和数字（下单回复里的“{what}：…”），而不是“{word}”。"
+            )
         return word
 
     def number(self, what: str, limit: int = 99) -> int:
@@ -162,8 +166,12 @@ class ArgReader:
             return parse_yuan(word)
         except InvalidValue as error:
             if error.reason == "format":
-                raise UsageError(f"金额应是以元为单位的数字，最多两位小数（如 10 或 9.9），而不是“{word}”。") from None
-            raise UsageError("金额至少 0.01 元。" if error.reason == "too_small" else "金额太大了，请检查。") from None
+                raise UsageError(
+                    f"金额应是以元为单位的数字，最多两位小数（如 10 或 9.9），而不是“{word}”。"
+                ) from None
+            raise UsageError(
+                "金额至少 0.01 元。" if error.reason == "too_small" else "金额太大了，请检查。"
+            ) from None
 
     def optional_amount(self) -> int | None:
         """An amount if the next word is made of money characters (`10`, `9.9`, `¥10`,

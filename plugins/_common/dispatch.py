@@ -89,10 +89,14 @@ _PHONE_LIKE = re.compile(r"(?:\+?86)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")
 
 
 def looks_like_address(text: str) -> bool:
-    return bool(_PHONE_LIKE.search(text)) or (len(text.split()) >= 3 and any(ch.isdigit() for ch in text))
+    return bool(_PHONE_LIKE.search(text)) or (
+        len(text.split()) >= 3 and any(ch.isdigit() for ch in text)
+    )
 
 
-def _dialogue(runtime: ShopRuntime, event: MessageEvent, text: str, in_group: bool) -> Invocation | None:
+def _dialogue(
+    runtime: ShopRuntime, event: MessageEvent, text: str, in_group: bool
+) -> Invocation | None:
     """A reply inside a pending order summary: 确认, 取消, or (private, when the summary
     asked for one) an address line. Looked up before the command table."""
     group_id = event.group_id if in_group else None  # type: ignore[attr-defined]
@@ -176,7 +180,9 @@ def to_message(reply: Reply, event: MessageEvent) -> Message:
     return message
 
 
-async def execute(runtime: ShopRuntime, invocation: Invocation, event: MessageEvent) -> Reply | None:
+async def execute(
+    runtime: ShopRuntime, invocation: Invocation, event: MessageEvent
+) -> Reply | None:
     """Runs a recognised command; returns the reply, or None when nothing should be said."""
     user_id = event.user_id
     role = await runtime.access.role(user_id)
@@ -221,5 +227,3 @@ async def execute(runtime: ShopRuntime, invocation: Invocation, event: MessageEv
     except Exception:
         logger.exception(f"command {command.name} failed for user {user_id}")
         return Reply(INTERNAL_ERROR)
-
-

@@ -52,7 +52,9 @@ def _invalid_value(error: e.InvalidValue) -> str:
     if error.field == limits.FIELD_VARIANT_NAME and error.reason == "duplicate":
         return f"这个商品已有叫“{error.limit}”的规格，请换个名字。"
     if error.field == limits.FIELD_PHONE:
-        return "手机号格式不对，应是 11 位手机号（如 13800001111）或带区号的座机（如 0571-88888888）。"
+        return (
+            "手机号格式不对，应是 11 位手机号（如 13800001111）或带区号的座机（如 0571-88888888）。"
+        )
     if error.field == limits.FIELD_ADDRESS and error.reason == "too_short":
         return "详细地址太短了，请写到门牌号，如 浙江省杭州市西湖区文三路 1 号。"
     if error.field == limits.FIELD_AMOUNT and error.reason == "mismatch":
@@ -81,8 +83,15 @@ _STATUS_HINTS = {
 
 def _invalid_transition(status: str, action: str) -> str:
     state = _STATUS_HINTS.get(status, "订单当前状态")
-    if status in {"shipped", "delivered", "completed"} and action in {"address", "remark", "quantity", "cancel"}:
-        return f"{state}，不能再修改或取消。如有问题请发 /售后 <订单号> <退款|退货|换货|投诉> <原因>。"
+    if status in {"shipped", "delivered", "completed"} and action in {
+        "address",
+        "remark",
+        "quantity",
+        "cancel",
+    }:
+        return (
+            f"{state}，不能再修改或取消。如有问题请发 /售后 <订单号> <退款|退货|换货|投诉> <原因>。"
+        )
     if action == "quantity":
         return f"{state}，只有待付款的订单能改数量。"
     if action == "refund":
@@ -165,7 +174,9 @@ def render_error(error: e.ShopError) -> str:
         case e.NoPendingRequest(code=code):
             return f"订单 {code} 没有待审核的申请。"
         case e.RefundTooLarge(refundable=0):
-            return "这个订单已经全额退款，没有可退的金额了。售后工单请用 /拒绝 <工单号> <原因> 说明。"
+            return (
+                "这个订单已经全额退款，没有可退的金额了。售后工单请用 /拒绝 <工单号> <原因> 说明。"
+            )
         case e.RefundTooLarge(requested=requested, refundable=refundable):
             return f"退款金额 {format_fen(requested)} 超过可退金额 {format_fen(refundable)}。"
         case e.LatePaymentStockGone(code=code, name=name, available=available):

@@ -117,7 +117,9 @@ class DraftIndex:
     def get(self, chat_key: str, user_id: int) -> PendingDraft | None:
         return self._pending.get((chat_key, user_id))
 
-    def put(self, chat_key: str, user_id: int, expires_at: datetime, awaiting_address: bool) -> None:
+    def put(
+        self, chat_key: str, user_id: int, expires_at: datetime, awaiting_address: bool
+    ) -> None:
         self._pending[(chat_key, user_id)] = PendingDraft(expires_at, awaiting_address)
 
     def drop(self, chat_key: str, user_id: int) -> None:
@@ -194,7 +196,9 @@ async def reload_drafts(database: Database, drafts: DraftIndex) -> None:
 
     async with database.read() as session:
         live = await live_drafts(session, utcnow())
-    drafts.replace_all({key: PendingDraft(expires, awaiting) for key, (expires, awaiting) in live.items()})
+    drafts.replace_all(
+        {key: PendingDraft(expires, awaiting) for key, (expires, awaiting) in live.items()}
+    )
 
 
 async def stop_runtime() -> None:

@@ -27,8 +27,16 @@ __plugin_meta__ = PluginMetadata(
 
 AREA = "售后"
 STAFF_AREA = "售后处理"
-_KINDS = {"退款": TicketKind.REFUND, "退货": TicketKind.RETURN, "换货": TicketKind.EXCHANGE, "投诉": TicketKind.COMPLAINT,
-          "refund": TicketKind.REFUND, "return": TicketKind.RETURN, "exchange": TicketKind.EXCHANGE, "complaint": TicketKind.COMPLAINT}
+_KINDS = {
+    "退款": TicketKind.REFUND,
+    "退货": TicketKind.RETURN,
+    "换货": TicketKind.EXCHANGE,
+    "投诉": TicketKind.COMPLAINT,
+    "refund": TicketKind.REFUND,
+    "return": TicketKind.RETURN,
+    "exchange": TicketKind.EXCHANGE,
+    "complaint": TicketKind.COMPLAINT,
+}
 
 
 def _windows(ctx: CommandContext) -> Windows:
@@ -66,13 +74,29 @@ async def aftersale(ctx: CommandContext) -> Reply:
     images = await _images(ctx)
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        ticket = await aftersales.open_ticket(session, order, kind, reason, images, ctx.actor, ctx.group_id, _windows(ctx), now)
-        await aftersales.notify_staff(session, ticket, ctx.runtime.access.owners, render.staff_new_ticket(ticket, order.code), "opened", now)
+        ticket = await aftersales.open_ticket(
+            session, order, kind, reason, images, ctx.actor, ctx.group_id, _windows(ctx), now
+        )
+        await aftersales.notify_staff(
+            session,
+            ticket,
+            ctx.runtime.access.owners,
+            render.staff_new_ticket(ticket, order.code),
+            "opened",
+            now,
+        )
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.opened(ticket, order.code, len(images)))
 
 
-@command("工单", aliases=("ticket",), usage="工单 <工单号>", example="工单 7K2M9QH3XA", summary="工单详情、留言和进度", area=AREA)
+@command(
+    "工单",
+    aliases=("ticket",),
+    usage="工单 <工单号>",
+    example="工单 7K2M9QH3XA",
+    summary="工单详情、留言和进度",
+    area=AREA,
+)
 async def show_ticket(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     ctx.args.end()
@@ -82,7 +106,14 @@ async def show_ticket(ctx: CommandContext) -> Reply:
     return Reply(render.detail(view, ctx.runtime.settings.timezone, in_group=ctx.in_group))
 
 
-@command("留言", aliases=("reply",), usage="留言 <工单号> <内容>（可附图片）", example="留言 7K2M9QH3XA 补充一张照片", summary="给店家补充说明", area=AREA)
+@command(
+    "留言",
+    aliases=("reply",),
+    usage="留言 <工单号> <内容>（可附图片）",
+    example="留言 7K2M9QH3XA 补充一张照片",
+    summary="给店家补充说明",
+    area=AREA,
+)
 async def customer_message(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     text = ctx.args.rest("内容", required=not ctx.image_urls)
@@ -94,15 +125,24 @@ async def customer_message(ctx: CommandContext) -> Reply:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
         message = await aftersales.add_message(session, ticket, ctx.actor, text, images, now)
         await aftersales.notify_staff(
-            session, ticket, ctx.runtime.access.owners, render.staff_new_message(ticket, text or "[图片]"), f"message:{message.id}", now
+            session,
+            ticket,
+            ctx.runtime.access.owners,
+            render.staff_new_message(ticket, text or "[图片]"),
+            f"message:{message.id}",
+            now,
         )
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.message_added(ticket, staff=False))
 
 
 @command(
-    "退货单号", aliases=("return",), usage="退货单号 <工单号> <快递公司> <运单号>",
-    example="退货单号 7K2M9QH3XA 中通 ZT123456789", summary="填写寄回的快递（已同意的退货/换货）", area=AREA,
+    "退货单号",
+    aliases=("return",),
+    usage="退货单号 <工单号> <快递公司> <运单号>",
+    example="退货单号 7K2M9QH3XA 中通 ZT123456789",
+    summary="填写寄回的快递（已同意的退货/换货）",
+    area=AREA,
 )
 async def return_parcel(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
@@ -114,13 +154,25 @@ async def return_parcel(ctx: CommandContext) -> Reply:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
         await aftersales.return_shipped(session, ticket, carrier.name, number, ctx.actor, now)
         await aftersales.notify_staff(
-            session, ticket, ctx.runtime.access.owners, f"工单号：{ticket.code} 顾客已寄回：{carrier.name} {number}", "return_shipped", now
+            session,
+            ticket,
+            ctx.runtime.access.owners,
+            f"工单号：{ticket.code} 顾客已寄回：{carrier.name} {number}",
+            "return_shipped",
+            now,
         )
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.return_recorded(ticket))
 
 
-@command("撤销", aliases=("withdraw",), usage="撤销 <工单号>", example="撤销 7K2M9QH3XA", summary="撤销待处理的工单", area=AREA)
+@command(
+    "撤销",
+    aliases=("withdraw",),
+    usage="撤销 <工单号>",
+    example="撤销 7K2M9QH3XA",
+    summary="撤销待处理的工单",
+    area=AREA,
+)
 async def withdraw(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     ctx.args.end()
@@ -134,8 +186,13 @@ async def withdraw(ctx: CommandContext) -> Reply:
 
 
 @command(
-    "工单列表", aliases=("tickets",), role=Role.STAFF, usage="工单列表 [状态]", example="工单列表 待处理",
-    summary="售后工单，待处理的在前、最早的在前", area=STAFF_AREA,
+    "工单列表",
+    aliases=("tickets",),
+    role=Role.STAFF,
+    usage="工单列表 [状态]",
+    example="工单列表 待处理",
+    summary="售后工单，待处理的在前、最早的在前",
+    area=STAFF_AREA,
     details=("状态：待处理、已同意、待退货、退货中、已退款、已拒绝、已完成、已撤销",),
 )
 async def list_tickets(ctx: CommandContext) -> Reply:
@@ -146,7 +203,15 @@ async def list_tickets(ctx: CommandContext) -> Reply:
     return Reply(render.ticket_list(rows, ctx.runtime.settings.timezone, staff=True))
 
 
-@command("回复", aliases=("answer",), role=Role.STAFF, usage="回复 <工单号> <内容>", example="回复 7K2M9QH3XA 已安排补发", summary="给顾客回复", area=STAFF_AREA)
+@command(
+    "回复",
+    aliases=("answer",),
+    role=Role.STAFF,
+    usage="回复 <工单号> <内容>",
+    example="回复 7K2M9QH3XA 已安排补发",
+    summary="给顾客回复",
+    area=STAFF_AREA,
+)
 async def staff_reply(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     text = ctx.args.rest("内容")
@@ -154,14 +219,25 @@ async def staff_reply(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
         message = await aftersales.add_message(session, ticket, ctx.actor, text, [], now)
-        await aftersales.notify_customer(session, ticket, render.customer_reply(ticket, message.text), f"message:{message.id}", now)
+        await aftersales.notify_customer(
+            session,
+            ticket,
+            render.customer_reply(ticket, message.text),
+            f"message:{message.id}",
+            now,
+        )
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.message_added(ticket, staff=True))
 
 
 @command(
-    "同意", aliases=("approve",), role=Role.STAFF, usage="同意 <工单号> [退款金额]", example="同意 7K2M9QH3XA 29.9",
-    summary="同意售后（退款立即退；退货收到后 /完成 再退）", area=STAFF_AREA,
+    "同意",
+    aliases=("approve",),
+    role=Role.STAFF,
+    usage="同意 <工单号> [退款金额]",
+    example="同意 7K2M9QH3XA 29.9",
+    summary="同意售后（退款立即退；退货收到后 /完成 再退）",
+    area=STAFF_AREA,
 )
 async def approve(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
@@ -171,12 +247,22 @@ async def approve(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
         refund, refunded = await aftersales.approve(session, ticket, amount, ctx.actor, "", now)
-        await aftersales.notify_customer(session, ticket, render.customer_approved(ticket, refund, refunded), "approved", now)
+        await aftersales.notify_customer(
+            session, ticket, render.customer_approved(ticket, refund, refunded), "approved", now
+        )
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.approved(ticket, refund, refunded))
 
 
-@command("拒绝", aliases=("reject",), role=Role.STAFF, usage="拒绝 <工单号> <原因>", example="拒绝 7K2M9QH3XA 已超过无理由期限", summary="拒绝售后（须写原因）", area=STAFF_AREA)
+@command(
+    "拒绝",
+    aliases=("reject",),
+    role=Role.STAFF,
+    usage="拒绝 <工单号> <原因>",
+    example="拒绝 7K2M9QH3XA 已超过无理由期限",
+    summary="拒绝售后（须写原因）",
+    area=STAFF_AREA,
+)
 async def reject(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     reason = ctx.args.rest("原因")
@@ -184,12 +270,22 @@ async def reject(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
         await aftersales.reject(session, ticket, ctx.actor, reason, now)
-        await aftersales.notify_customer(session, ticket, render.customer_rejected(ticket, reason), "rejected", now)
+        await aftersales.notify_customer(
+            session, ticket, render.customer_rejected(ticket, reason), "rejected", now
+        )
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.rejected(ticket))
 
 
-@command("完成", aliases=("close",), role=Role.STAFF, usage="完成 <工单号>", example="完成 7K2M9QH3XA", summary="收到退货后退款 / 换货补发后完成", area=STAFF_AREA)
+@command(
+    "完成",
+    aliases=("close",),
+    role=Role.STAFF,
+    usage="完成 <工单号>",
+    example="完成 7K2M9QH3XA",
+    summary="收到退货后退款 / 换货补发后完成",
+    area=STAFF_AREA,
+)
 async def complete(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     ctx.args.end()
@@ -197,6 +293,8 @@ async def complete(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.write() as session:
         ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
         amount, refunded = await aftersales.complete(session, ticket, ctx.actor, now)
-        await aftersales.notify_customer(session, ticket, render.customer_completed(ticket, amount, refunded), "completed", now)
+        await aftersales.notify_customer(
+            session, ticket, render.customer_completed(ticket, amount, refunded), "completed", now
+        )
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.completed(ticket, amount, refunded))

@@ -11,8 +11,14 @@ from services.money import format_fen
 
 _ACTORS = ACTOR_NAMES
 _ACTIONS = {
-    "opened": "提交", "approved": "同意", "rejected": "拒绝", "withdrawn": "撤销",
-    "awaiting_return": "等待退货", "return_shipped": "寄回", "refunded": "退款", "closed": "完成",
+    "opened": "提交",
+    "approved": "同意",
+    "rejected": "拒绝",
+    "withdrawn": "撤销",
+    "awaiting_return": "等待退货",
+    "return_shipped": "寄回",
+    "refunded": "退款",
+    "closed": "完成",
     "return_expired": "超时未寄回，关闭",
 }
 
@@ -35,7 +41,11 @@ def opened(ticket: Ticket, order_code: str, images: int) -> str:
 
 def ticket_list(rows: list[tuple[Ticket, str]], zone: ZoneInfo, *, staff: bool) -> str:
     if not rows:
-        return "没有售后工单。" if staff else "你还没有售后工单。申请：/售后 <订单号> <退款|退货|换货|投诉> <原因>"
+        return (
+            "没有售后工单。"
+            if staff
+            else "你还没有售后工单。申请：/售后 <订单号> <退款|退货|换货|投诉> <原因>"
+        )
     lines = ["售后工单（待处理的在前）：" if staff else "你的售后工单："]
     for ticket, order_code in rows:
         who = f" 顾客 {ticket.user_id}" if staff else ""
@@ -51,7 +61,10 @@ def detail(view: TicketDetail, zone: ZoneInfo, *, in_group: bool = False) -> str
         return shown_in(text, in_group=in_group)
 
     ticket = view.ticket
-    lines = [f"工单号：{ticket.code}", f"{_kind(ticket)} · {_status(ticket)} · 订单号：{view.order_code}"]
+    lines = [
+        f"工单号：{ticket.code}",
+        f"{_kind(ticket)} · {_status(ticket)} · 订单号：{view.order_code}",
+    ]
     if ticket.refund_fen:
         lines.append(f"退款金额：{format_fen(ticket.refund_fen)}")
     if ticket.return_number:
@@ -60,11 +73,15 @@ def detail(view: TicketDetail, zone: ZoneInfo, *, in_group: bool = False) -> str
     for message in view.messages:
         images = images_of(message)
         pictures = f" [图片 {len(images)} 张]" if images else ""
-        lines.append(f"{local_time(message.at, zone)} {_ACTORS.get(message.author, message.author)}：{shown(message.text)}{pictures}")
+        lines.append(
+            f"{local_time(message.at, zone)} {_ACTORS.get(message.author, message.author)}：{shown(message.text)}{pictures}"
+        )
     lines.append("记录：")
     for event in view.events:
         reason = f" {shown(event.reason)}" if event.reason and event.action != "opened" else ""
-        lines.append(f"{local_time(event.at, zone)} {_ACTIONS.get(event.action, event.action)}（{_ACTORS.get(event.actor, event.actor)}）{reason}")
+        lines.append(
+            f"{local_time(event.at, zone)} {_ACTIONS.get(event.action, event.action)}（{_ACTORS.get(event.actor, event.actor)}）{reason}"
+        )
     return "\n".join(lines)
 
 
@@ -124,7 +141,9 @@ def customer_rejected(ticket: Ticket, reason: str) -> str:
 
 
 def customer_completed(ticket: Ticket, amount: int, refunded: bool) -> str:
-    return customer_decision(ticket, f"已完成，退款 {format_fen(amount)}" if refunded else "已完成", "")
+    return customer_decision(
+        ticket, f"已完成，退款 {format_fen(amount)}" if refunded else "已完成", ""
+    )
 
 
 def customer_reply(ticket: Ticket, text: str) -> str:

@@ -89,4 +89,9 @@ async def item_detail(ctx: CommandContext) -> Reply:
     image = (
         load_image(detail.item.image_path, ctx.runtime.data_dir) if detail.item.image_path else None
     )
-    return Reply(render.item_detail(detail, show_shelf_state=ctx.is_staff, rating=rating, in_group=ctx.in_group), image=image)
+    return Reply(
+        render.item_detail(
+            detail, show_shelf_state=ctx.is_staff, rating=rating, in_group=ctx.in_group
+        ),
+        image=image,
+    )

@@ -49,7 +49,11 @@ def _rating_line(sold: int, rating: ItemRating | None) -> str:
 
 
 def item_detail(
-    detail: ItemDetail, *, show_shelf_state: bool, rating: ItemRating | None = None, in_group: bool = False
+    detail: ItemDetail,
+    *,
+    show_shelf_state: bool,
+    rating: ItemRating | None = None,
+    in_group: bool = False,
 ) -> str:
     item = detail.item
     header = f"【{item.id}】{item.name}"
@@ -63,7 +67,9 @@ def item_detail(
     lines.append("规格（规格编号 名称 价格 库存）：")
     for variant in detail.variants:
         stock = f"库存 {variant.stock}" if variant.stock > 0 else "售罄"
-        lines.append(f"{detail.ref(variant)} {variant.name} {format_fen(variant.price_fen)} {stock}")
+        lines.append(
+            f"{detail.ref(variant)} {variant.name} {format_fen(variant.price_fen)} {stock}"
+        )
     lines.append(_rating_line(detail.sold, rating))
     for review in rating.latest if rating else []:
         lines.append(f"  {'★' * review.rating} {shown_in(review.text, in_group=in_group)}")

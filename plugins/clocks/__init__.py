@@ -71,16 +71,22 @@ async def _tick() -> None:
         try:
             await job(runtime, now)
         except Exception:
-            logger.exception(f"clocks: {job.__name__} failed; the other jobs ran, it is retried next tick")
+            logger.exception(
+                f"clocks: {job.__name__} failed; the other jobs ran, it is retried next tick"
+            )
 
 
 async def _order_clocks(runtime: ShopRuntime, now: datetime) -> None:
     settings = runtime.settings
     report = await run_order_clocks(
-        runtime.database, OrderClockSettings(settings.unpaid_timeout, settings.refund_auto_approve), now
+        runtime.database,
+        OrderClockSettings(settings.unpaid_timeout, settings.refund_auto_approve),
+        now,
     )
     if report.expired or report.reminded or report.auto_approved:
-        logger.info(f"clocks: expired {report.expired}, reminded {report.reminded}, auto-approved {report.auto_approved}")
+        logger.info(
+            f"clocks: expired {report.expired}, reminded {report.reminded}, auto-approved {report.auto_approved}"
+        )
         runtime.outbox_wakeup.set()
 
 
@@ -90,12 +96,19 @@ async def _tracking_clocks(runtime: ShopRuntime, now: datetime) -> None:
         runtime.database, _provider(runtime), now, timedelta(minutes=settings.tracking_poll_minutes)
     )
     completed = await shipping.auto_confirm_due(
-        runtime.database, now, timedelta(days=settings.auto_confirm_days), timedelta(days=settings.auto_confirm_days_after_ship)
+        runtime.database,
+        now,
+        timedelta(days=settings.auto_confirm_days),
+        timedelta(days=settings.auto_confirm_days_after_ship),
     )
     if polled.failures:
-        logger.warning(f"tracking: {len(polled.failures)} shipments could not be polled: {polled.failures[:10]}")
+        logger.warning(
+            f"tracking: {len(polled.failures)} shipments could not be polled: {polled.failures[:10]}"
+        )
     if polled.new_events or polled.delivered or completed:
-        logger.info(f"tracking: {polled.new_events} new events, delivered {polled.delivered}, auto-completed {completed}")
+        logger.info(
+            f"tracking: {polled.new_events} new events, delivered {polled.delivered}, auto-completed {completed}"
+        )
         runtime.outbox_wakeup.set()
 
 
@@ -104,11 +117,16 @@ async def _ticket_clocks(runtime: ShopRuntime, now: datetime) -> None:
     tickets = await aftersales.run_ticket_clocks(
         runtime.database,
         runtime.access.owners,
-        TicketClockSettings(timedelta(hours=settings.ticket_remind_hours), timedelta(hours=settings.ticket_escalate_hours)),
+        TicketClockSettings(
+            timedelta(hours=settings.ticket_remind_hours),
+            timedelta(hours=settings.ticket_escalate_hours),
+        ),
         now,
     )
     if tickets.reminded or tickets.escalated or tickets.expired_returns:
-        logger.info(f"tickets: reminded {tickets.reminded}, escalated {tickets.escalated}, returns closed {tickets.expired_returns}")
+        logger.info(
+            f"tickets: reminded {tickets.reminded}, escalated {tickets.escalated}, returns closed {tickets.expired_returns}"
+        )
         runtime.outbox_wakeup.set()
 
 
@@ -146,10 +164,15 @@ def _provider(runtime: ShopRuntime) -> TrackingProvider:
     if name not in _providers:
         try:
             _providers[name] = make_provider(
-                name, customer=settings.kuaidi100_customer, key=settings.kuaidi100_key, url=settings.kuaidi100_query_url
+                name,
+                customer=settings.kuaidi100_customer,
+                key=settings.kuaidi100_key,
+                url=settings.kuaidi100_query_url,
             )
         except TrackingConfigError as error:
-            logger.error(f"TRACKING_PROVIDER={name} is not usable ({error}); tracking falls back to manual updates")
+            logger.error(
+                f"TRACKING_PROVIDER={name} is not usable ({error}); tracking falls back to manual updates"
+            )
             _providers[name] = ManualProvider()
     return _providers[name]
 
@@ -172,11 +195,15 @@ def _materialise(segments: list[dict[str, Any]], runtime: ShopRuntime) -> list[d
             continue
         data = load_image(path, runtime.data_dir)
         if data is not None:
-            out.append({"type": "image", "data": {"file": "base64://" + base64.b64encode(data).decode()}})
+            out.append(
+                {"type": "image", "data": {"file": "base64://" + base64.b64encode(data).decode()}}
+            )
     return out
 
 
-async def dispatch_once(runtime: ShopRuntime, pacer: outbox.Pacer, bot: Bot | None, *, batch: int = 20) -> int:
+async def dispatch_once(
+    runtime: ShopRuntime, pacer: outbox.Pacer, bot: Bot | None, *, batch: int = 20
+) -> int:
     """Sends up to `batch` due rows (paced); returns how many were sent. Each row is
     claimed just before its own send, never a batch ahead: a claim runs out after
     outbox.CLAIM_SECONDS, and another process must not find a row still waiting here
@@ -211,7 +238,9 @@ async def dispatch_once(runtime: ShopRuntime, pacer: outbox.Pacer, bot: Bot | No
             async with runtime.database.write() as session:
                 gave_up = await outbox.mark_failed(session, message, repr(error), utcnow())
             if gave_up:
-                logger.error(f"outbox {message.id} to {message.target_type} {message.target_id} given up: {error!r}")
+                logger.error(
+                    f"outbox {message.id} to {message.target_type} {message.target_id} given up: {error!r}"
+                )
             continue
         pacer.record(time.monotonic())
         async with runtime.database.write() as session:
@@ -228,7 +257,9 @@ async def _dispatcher_loop() -> None:
             await asyncio.sleep(1)
             continue
         if pacer is None:
-            pacer = outbox.Pacer(runtime.settings.send_interval_seconds, runtime.settings.send_per_minute)
+            pacer = outbox.Pacer(
+                runtime.settings.send_interval_seconds, runtime.settings.send_per_minute
+            )
         try:
             sent = await dispatch_once(runtime, pacer, _connected_bot())
         except Exception:
@@ -238,7 +269,9 @@ async def _dispatcher_loop() -> None:
             continue  # more may be due right away
         runtime.outbox_wakeup.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(runtime.outbox_wakeup.wait(), timeout=min(runtime.settings.clock_tick_seconds, 5.0))
+            await asyncio.wait_for(
+                runtime.outbox_wakeup.wait(), timeout=min(runtime.settings.clock_tick_seconds, 5.0)
+            )
 
 
 @driver.on_startup

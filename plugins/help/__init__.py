@@ -31,7 +31,9 @@ async def show_help(ctx: CommandContext) -> Reply:
     ctx.args.end()
     if word is None:
         visible = registry.visible_to(ctx.role)
-        return Reply(render.overview(visible, prefixes, ctx.runtime.settings.shop_name, ctx.in_group))
+        return Reply(
+            render.overview(visible, prefixes, ctx.runtime.settings.shop_name, ctx.in_group)
+        )
     name = normalise_word(word)
     for prefix in prefixes:
         if prefix and name.startswith(prefix):

@@ -6,7 +6,9 @@ from plugins._common.context import display_prefix, usage_line
 from plugins._common.registry import Command
 
 
-def overview(commands: list[Command], prefixes: tuple[str, ...], shop_name: str, in_group: bool) -> str:
+def overview(
+    commands: list[Command], prefixes: tuple[str, ...], shop_name: str, in_group: bool
+) -> str:
     prefix = display_prefix(prefixes)
     lines = [f"{shop_name} 可用命令："]
     areas: dict[str, list[Command]] = {}

@@ -41,7 +41,9 @@ async def new_item(ctx: CommandContext) -> Reply:
     category = ctx.args.optional_word()
     ctx.args.end()
     async with ctx.runtime.database.write() as session:
-        item, variant = await catalog.create_item(session, ctx.shop_id, name, price, stock, category)
+        item, variant = await catalog.create_item(
+            session, ctx.shop_id, name, price, stock, category
+        )
     return Reply(render.item_created(item, variant, category))
 
 
@@ -178,7 +180,9 @@ async def describe_item(ctx: CommandContext) -> Reply:
         item = await catalog.set_description(
             session, ctx.shop_id, item_id, text or None, image_path
         )
-    return Reply(render.description_set(item, text_changed=bool(text), image_saved=image_path is not None))
+    return Reply(
+        render.description_set(item, text_changed=bool(text), image_saved=image_path is not None)
+    )
 
 
 @command(

@@ -56,12 +56,16 @@ async def record_payment(ctx: CommandContext) -> Reply:
     now = utcnow()
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code)
-        revived = order.status == OrderStatus.CANCELLED.value  # record_payment refuses unless it expired
+        revived = (
+            order.status == OrderStatus.CANCELLED.value
+        )  # record_payment refuses unless it expired
         recorded = await orders.record_payment(
             session, order, "manual", f"manual:{order.code}", order.total_fen, ctx.actor, now
         )
         if recorded:
-            await notices.to_customer(session, order, notices.payment_received(order, revived=revived), "paid", now)
+            await notices.to_customer(
+                session, order, notices.payment_received(order, revived=revived), "paid", now
+            )
     if recorded:
         ctx.runtime.outbox_wakeup.set()
     return Reply(render.payment_recorded(order, recorded, revived=revived))
@@ -86,7 +90,11 @@ async def decide(ctx: CommandContext) -> Reply:
         decided = await orders.decide(session, order, approve, ctx.actor, reason, now)
         for request in decided:
             await notices.to_customer(
-                session, order, notices.request_decided(order, request.kind, approve, reason), f"request:{request.id}", now
+                session,
+                order,
+                notices.request_decided(order, request.kind, approve, reason),
+                f"request:{request.id}",
+                now,
             )
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.requests_decided(order, decided, approve))
@@ -112,7 +120,11 @@ async def refund(ctx: CommandContext) -> Reply:
         order = await orders.get_order(session, ctx.shop_id, code)
         refunded, fully = await orders.refund(session, order, amount, reason, ctx.actor, now)
         await notices.to_customer(
-            session, order, notices.refunded(order, refunded, fully), f"refund:{order.refunded_fen}", now
+            session,
+            order,
+            notices.refunded(order, refunded, fully),
+            f"refund:{order.refunded_fen}",
+            now,
         )
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.refund_done(order, refunded, fully))
@@ -129,13 +141,20 @@ async def refund(ctx: CommandContext) -> Reply:
 )
 async def set_payinfo(ctx: CommandContext) -> Reply:
     text = ctx.args.rest("付款说明", required=not ctx.image_urls)
-    image_path = await download_image(ctx.image_urls[0], ctx.runtime.data_dir) if ctx.image_urls else None
+    image_path = (
+        await download_image(ctx.image_urls[0], ctx.runtime.data_dir) if ctx.image_urls else None
+    )
     async with ctx.runtime.database.write() as session:
         shop = await set_payment_info(session, ctx.shop_id, text, image_path)
     return Reply(render.payinfo_set(shop.payment_text, shop.payment_qr_path is not None))
 
 
-_PERIOD_WORDS = {**{label: label for label in stats.PERIODS}, "today": "今日", "7d": "7天", "30d": "30天"}
+_PERIOD_WORDS = {
+    **{label: label for label in stats.PERIODS},
+    "today": "今日",
+    "7d": "7天",
+    "30d": "30天",
+}
 
 
 @command(
@@ -151,5 +170,7 @@ async def show_stats(ctx: CommandContext) -> Reply:
     label = ctx.args.choice("时间范围", _PERIOD_WORDS) if ctx.args.has_more() else "今日"
     ctx.args.end()
     async with ctx.runtime.database.read() as session:
-        result = await stats.shop_stats(session, ctx.shop_id, label, utcnow(), ctx.runtime.settings.timezone)
+        result = await stats.shop_stats(
+            session, ctx.shop_id, label, utcnow(), ctx.runtime.settings.timezone
+        )
     return Reply(render.stats(result, ctx.runtime.settings.timezone))

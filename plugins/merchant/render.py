@@ -23,7 +23,9 @@ def item_created(item: Item, variant: Variant, category: str | None) -> str:
     ]
     if category:
         lines.append(f"分类：{category}")
-    lines.append(f"加规格：/规格 {item.id} <规格名> <价格> <库存>；加描述和图片：/描述 {item.id} <文字>")
+    lines.append(
+        f"加规格：/规格 {item.id} <规格名> <价格> <库存>；加描述和图片：/描述 {item.id} <文字>"
+    )
     return "\n".join(lines)
 
 
@@ -108,9 +110,12 @@ def group_disabled(changed: bool) -> str:
 # --- orders -------------------------------------------------------------------------
 
 
-
 def order_list(
-    rows: list[tuple[ShopOrder, list[OrderLine]]], total: int, page: int, zone: ZoneInfo, status: OrderStatus | None
+    rows: list[tuple[ShopOrder, list[OrderLine]]],
+    total: int,
+    page: int,
+    zone: ZoneInfo,
+    status: OrderStatus | None,
 ) -> str:
     title = f"订单（{status_name(status)}）" if status else "全部订单"
     if not rows:
@@ -135,7 +140,9 @@ def payment_recorded(order: ShopOrder, recorded: bool, *, revived: bool = False)
             f"已确认收款：订单号：{order.code}，{format_fen(order.paid_fen)}。订单曾超时取消，"
             "现已恢复为待发货，库存已重新占用。已通知顾客，请尽快发货。"
         )
-    return f"已确认收款：订单号：{order.code}，{format_fen(order.paid_fen)}。已通知顾客，请尽快发货。"
+    return (
+        f"已确认收款：订单号：{order.code}，{format_fen(order.paid_fen)}。已通知顾客，请尽快发货。"
+    )
 
 
 def requests_decided(order: ShopOrder, requests: list[OrderRequest], approved: bool) -> str:
@@ -149,7 +156,11 @@ def requests_decided(order: ShopOrder, requests: list[OrderRequest], approved: b
 
 def refund_done(order: ShopOrder, amount: int, fully: bool) -> str:
     text = f"订单号：{order.code} 已退款 {format_fen(amount)}（累计 {format_fen(order.refunded_fen)}）。"
-    return text + ("订单已关闭为已退款。" if fully else f"还可退 {format_fen(order.paid_fen - order.refunded_fen)}。")
+    return text + (
+        "订单已关闭为已退款。"
+        if fully
+        else f"还可退 {format_fen(order.paid_fen - order.refunded_fen)}。"
+    )
 
 
 def payinfo_set(text: str, has_qr: bool) -> str:

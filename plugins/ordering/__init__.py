@@ -46,17 +46,32 @@ def wake_outbox(ctx: CommandContext) -> None:
 # --- cart ---------------------------------------------------------------------------
 
 
-@command("加购", aliases=("add",), usage="加购 <规格编号> [数量]", example="加购 12-2 3", summary="加入购物车", area=AREA)
+@command(
+    "加购",
+    aliases=("add",),
+    usage="加购 <规格编号> [数量]",
+    example="加购 12-2 3",
+    summary="加入购物车",
+    area=AREA,
+)
 async def add_to_cart(ctx: CommandContext) -> Reply:
     ref = ctx.args.variant_ref()
     quantity = ctx.args.quantity() if ctx.args.has_more() else 1
     ctx.args.end()
     async with ctx.runtime.database.write() as session:
-        item, variant, total = await cart.add_to_cart(session, ctx.shop_id, ctx.user_id, ref, quantity)
-    return Reply(render.added_to_cart(VariantRef(ref.item_id, variant.position), item.name, variant.name, total))
+        item, variant, total = await cart.add_to_cart(
+            session, ctx.shop_id, ctx.user_id, ref, quantity
+        )
+    return Reply(
+        render.added_to_cart(
+            VariantRef(ref.item_id, variant.position), item.name, variant.name, total
+        )
+    )
 
 
-@command("购物车", aliases=("cart",), usage="购物车", example="购物车", summary="查看购物车", area=AREA)
+@command(
+    "购物车", aliases=("cart",), usage="购物车", example="购物车", summary="查看购物车", area=AREA
+)
 async def show_cart(ctx: CommandContext) -> Reply:
     ctx.args.end()
     async with ctx.runtime.database.read() as session:
@@ -64,7 +79,14 @@ async def show_cart(ctx: CommandContext) -> Reply:
     return Reply(render.cart(views))
 
 
-@command("移出", aliases=("remove",), usage="移出 <规格编号>", example="移出 12-2", summary="从购物车移出", area=AREA)
+@command(
+    "移出",
+    aliases=("remove",),
+    usage="移出 <规格编号>",
+    example="移出 12-2",
+    summary="从购物车移出",
+    area=AREA,
+)
 async def remove_from_cart(ctx: CommandContext) -> Reply:
     ref = ctx.args.variant_ref()
     ctx.args.end()
@@ -73,7 +95,14 @@ async def remove_from_cart(ctx: CommandContext) -> Reply:
     return Reply(render.removed_from_cart(view))
 
 
-@command("清空购物车", aliases=("clear",), usage="清空购物车", example="清空购物车", summary="清空购物车", area=AREA)
+@command(
+    "清空购物车",
+    aliases=("clear",),
+    usage="清空购物车",
+    example="清空购物车",
+    summary="清空购物车",
+    area=AREA,
+)
 async def clear_cart(ctx: CommandContext) -> Reply:
     ctx.args.end()
     async with ctx.runtime.database.write() as session:
@@ -84,13 +113,23 @@ async def clear_cart(ctx: CommandContext) -> Reply:
 # --- checkout and the confirmation dialogue -----------------------------------------
 
 
-async def _start_checkout(ctx: CommandContext, source: str, wanted: list[tuple[int, int]], remark: str) -> Reply:
+async def _start_checkout(
+    ctx: CommandContext, source: str, wanted: list[tuple[int, int]], remark: str
+) -> Reply:
     settings = ctx.runtime.settings
     now = utcnow()
     try:
         async with ctx.runtime.database.write() as session:
             summary = await checkout.start(
-                session, ctx.shop_id, ctx.user_id, ctx.group_id, source, wanted, remark, now, settings.confirm_timeout
+                session,
+                ctx.shop_id,
+                ctx.user_id,
+                ctx.group_id,
+                source,
+                wanted,
+                remark,
+                now,
+                settings.confirm_timeout,
             )
     except NoAddress:
         ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
@@ -118,7 +157,14 @@ async def buy(ctx: CommandContext) -> Reply:
     return await _start_checkout(ctx, "buy", [(variant.id or 0, quantity)], remark)
 
 
-@command("结算", aliases=("checkout",), usage="结算 [备注]", example="结算 周末送货", summary="购物车下单（先确认再生成订单）", area=AREA)
+@command(
+    "结算",
+    aliases=("checkout",),
+    usage="结算 [备注]",
+    example="结算 周末送货",
+    summary="购物车下单（先确认再生成订单）",
+    area=AREA,
+)
 async def checkout_cart(ctx: CommandContext) -> Reply:
     remark = ctx.args.rest("备注", required=False)
     async with ctx.runtime.database.read() as session:
@@ -128,7 +174,10 @@ async def checkout_cart(ctx: CommandContext) -> Reply:
 
 
 async def _or_discard(
-    ctx: CommandContext, session: AsyncSession, draft: CheckoutDraft, work: Callable[[], Awaitable[T]]
+    ctx: CommandContext,
+    session: AsyncSession,
+    draft: CheckoutDraft,
+    work: Callable[[], Awaitable[T]],
 ) -> tuple[T | None, ShopError | None]:
     """Runs `work` in a savepoint. If it fails for a shop reason (stock gone, item delisted,
     price changed since the summary), only its part is undone: the summary is deleted in
@@ -163,7 +212,10 @@ async def confirm(ctx: CommandContext) -> Reply:
                 ctx.runtime.drafts.put(chat_key(ctx), ctx.user_id, draft.expires_at, True)
                 return Reply(render.ask_address(await checkout.summary_of(session, draft)))
             summary, failure = await _or_discard(
-                ctx, session, draft, lambda: checkout.address_given(session, draft, now, settings.confirm_timeout)
+                ctx,
+                session,
+                draft,
+                lambda: checkout.address_given(session, draft, now, settings.confirm_timeout),
             )
         else:
             # From here the summary is used up, whatever happens to the order (a flash
@@ -173,7 +225,12 @@ async def confirm(ctx: CommandContext) -> Reply:
             async def place() -> ShopOrder:
                 order = await checkout.confirm(session, draft, now, settings.unpaid_timeout)
                 await notices.to_staff(
-                    session, ctx.shop_id, ctx.runtime.access.owners, notices.new_order_for_staff(order), f"order:{order.code}:new", now
+                    session,
+                    ctx.shop_id,
+                    ctx.runtime.access.owners,
+                    notices.new_order_for_staff(order),
+                    f"order:{order.code}:new",
+                    now,
                 )
                 return order
 
@@ -197,7 +254,12 @@ async def discard(ctx: CommandContext) -> Reply:
     return Reply(render.discarded())
 
 
-@dialogue("address", area=AREA, usage="<姓名> <手机号> <详细地址>", example="张三 13800001111 浙江省杭州市西湖区文三路 1 号")
+@dialogue(
+    "address",
+    area=AREA,
+    usage="<姓名> <手机号> <详细地址>",
+    example="张三 13800001111 浙江省杭州市西湖区文三路 1 号",
+)
 async def address_reply(ctx: CommandContext) -> Reply:
     snapshot = _read_address(ctx.args)
     now = utcnow()
@@ -210,7 +272,10 @@ async def address_reply(ctx: CommandContext) -> Reply:
         await addresses.add_address(session, ctx.shop_id, ctx.user_id, snapshot)
         # The address is kept even when the goods are gone meanwhile.
         summary, failure = await _or_discard(
-            ctx, session, draft, lambda: checkout.address_given(session, draft, now, settings.confirm_timeout)
+            ctx,
+            session,
+            draft,
+            lambda: checkout.address_given(session, draft, now, settings.confirm_timeout),
         )
     if failure is not None:
         raise failure
@@ -220,7 +285,9 @@ async def address_reply(ctx: CommandContext) -> Reply:
 
 def _summary_reply(ctx: CommandContext, summary: checkout.Summary) -> Reply:
     """Indexes the summary for the 确认/取消 that follow, and shows it."""
-    ctx.runtime.drafts.put(chat_key(ctx), ctx.user_id, summary.draft.expires_at, summary.address is None)
+    ctx.runtime.drafts.put(
+        chat_key(ctx), ctx.user_id, summary.draft.expires_at, summary.address is None
+    )
     minutes = max(1, round(ctx.runtime.settings.confirm_timeout_seconds / 60))
     return Reply(render.summary(summary, in_group=ctx.in_group, timeout_minutes=minutes))
 
@@ -235,7 +302,14 @@ def _read_address(args: ArgReader) -> addresses.AddressSnapshot:
     return addresses.validate(name, phone, detail)
 
 
-_ADDRESS_ACTIONS = {"添加": "add", "默认": "default", "删除": "delete", "add": "add", "default": "default", "delete": "delete"}
+_ADDRESS_ACTIONS = {
+    "添加": "add",
+    "默认": "default",
+    "删除": "delete",
+    "add": "add",
+    "default": "default",
+    "delete": "delete",
+}
 
 
 @command(
@@ -258,7 +332,9 @@ async def manage_addresses(ctx: CommandContext) -> Reply:
             return Reply(render.address_private_only())
         snapshot = _read_address(ctx.args)
         async with ctx.runtime.database.write() as session:
-            address, number = await addresses.add_address(session, ctx.shop_id, ctx.user_id, snapshot)
+            address, number = await addresses.add_address(
+                session, ctx.shop_id, ctx.user_id, snapshot
+            )
         return Reply(render.address_added(address, number))
     number = ctx.args.number("序号")
     ctx.args.end()
@@ -287,7 +363,9 @@ async def my_orders(ctx: CommandContext) -> Reply:
     zone = ctx.runtime.settings.timezone
     if word is not None and word not in STATUS_BY_NAME and not is_integer_word(word):
         if not looks_like_code(normalise_word(word)):
-            raise UsageError(f"“{word}”不是订单号，也不是订单状态（待付款、待发货、已发货、已签收、已完成、已取消、已退款）。")
+            raise UsageError(
+                f"“{word}”不是订单号，也不是订单状态（待付款、待发货、已发货、已签收、已完成、已取消、已退款）。"
+            )
         code = ctx.args.order_code()
         ctx.args.end()
         async with ctx.runtime.database.read() as session:
@@ -296,19 +374,38 @@ async def my_orders(ctx: CommandContext) -> Reply:
             tracking = await shipping.tracking_view(session, order)
         return Reply(
             render.order_detail(
-                order, detail.lines, detail.events, detail.pending_requests, zone, in_group=ctx.in_group, tracking=tracking
+                order,
+                detail.lines,
+                detail.events,
+                detail.pending_requests,
+                zone,
+                in_group=ctx.in_group,
+                tracking=tracking,
             )
         )
     status = STATUS_BY_NAME[ctx.args.word("状态")] if word in STATUS_BY_NAME else None
     page = ctx.args.page() if ctx.args.has_more() else 1
     ctx.args.end()
     async with ctx.runtime.database.read() as session:
-        rows, total = await orders.list_orders(session, ctx.shop_id, customer_id=ctx.user_id, status=status, page=page)
+        rows, total = await orders.list_orders(
+            session, ctx.shop_id, customer_id=ctx.user_id, status=status, page=page
+        )
         with_lines = [(order, await orders.order_lines(session, order.id or 0)) for order in rows]
-    return Reply(render.order_list(with_lines, total, page, zone, title="你的订单", hint="发 /订单 <订单号> 查看详情"))
+    return Reply(
+        render.order_list(
+            with_lines, total, page, zone, title="你的订单", hint="发 /订单 <订单号> 查看详情"
+        )
+    )
 
 
-@command("付款", aliases=("pay",), usage="付款 <订单号>", example="付款 2K7QH9M3XA", summary="付款金额和方式", area=AREA)
+@command(
+    "付款",
+    aliases=("pay",),
+    usage="付款 <订单号>",
+    example="付款 2K7QH9M3XA",
+    summary="付款金额和方式",
+    area=AREA,
+)
 async def pay(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     ctx.args.end()
@@ -321,7 +418,14 @@ async def pay(ctx: CommandContext) -> Reply:
     return Reply(render.payment_instructions(order, shop.payment_text), image=image)
 
 
-_AMEND_FIELDS = {"地址": "address", "数量": "quantity", "备注": "remark", "address": "address", "quantity": "quantity", "remark": "remark"}
+_AMEND_FIELDS = {
+    "地址": "address",
+    "数量": "quantity",
+    "备注": "remark",
+    "address": "address",
+    "quantity": "quantity",
+    "remark": "remark",
+}
 
 
 @command(
@@ -350,7 +454,9 @@ async def amend(ctx: CommandContext) -> Reply:
         order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
         if field == "address":
             address = await addresses.get_by_number(session, ctx.shop_id, ctx.user_id, number)
-            mode = await orders.amend_address(session, order, addresses.AddressSnapshot.of(address), who, now)
+            mode = await orders.amend_address(
+                session, order, addresses.AddressSnapshot.of(address), who, now
+            )
             text = render.amended(order, "修改地址", mode)
         elif field == "quantity":
             line, old = await orders.amend_quantity(session, order, ref, quantity, who, now)
@@ -361,15 +467,26 @@ async def amend(ctx: CommandContext) -> Reply:
             text = render.amended(order, "修改备注", mode)
         if mode is Mode.REQUEST:
             await notices.to_staff(
-                session, ctx.shop_id, ctx.runtime.access.owners,
-                notices.request_for_staff(order, field, ""), f"order:{order.code}:request:{field}:{now.timestamp()}", now,
+                session,
+                ctx.shop_id,
+                ctx.runtime.access.owners,
+                notices.request_for_staff(order, field, ""),
+                f"order:{order.code}:request:{field}:{now.timestamp()}",
+                now,
             )
     if mode is Mode.REQUEST:
         wake_outbox(ctx)
     return Reply(text)
 
 
-@command("取消", aliases=("cancel",), usage="取消 <订单号> [原因]", example="取消 2K7QH9M3XA 拍错了", summary="取消订单（已付款的需店家同意，全额退款）", area=AREA)
+@command(
+    "取消",
+    aliases=("cancel",),
+    usage="取消 <订单号> [原因]",
+    example="取消 2K7QH9M3XA 拍错了",
+    summary="取消订单（已付款的需店家同意，全额退款）",
+    area=AREA,
+)
 async def cancel(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     reason = ctx.args.rest("原因", required=False)
@@ -379,13 +496,16 @@ async def cancel(ctx: CommandContext) -> Reply:
         mode = await orders.cancel(session, order, ctx.actor, reason, now)
         if mode is Mode.REQUEST:
             await notices.to_staff(
-                session, ctx.shop_id, ctx.runtime.access.owners,
-                notices.request_for_staff(order, "cancel", reason), f"order:{order.code}:request:cancel:{now.timestamp()}", now,
+                session,
+                ctx.shop_id,
+                ctx.runtime.access.owners,
+                notices.request_for_staff(order, "cancel", reason),
+                f"order:{order.code}:request:cancel:{now.timestamp()}",
+                now,
             )
     if mode is Mode.REQUEST:
         wake_outbox(ctx)
     return Reply(render.cancelled(order, mode))
-
 
 
 @command(

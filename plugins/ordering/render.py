@@ -95,7 +95,9 @@ def summary(result: Summary, *, in_group: bool, timeout_minutes: int) -> str:
     for line in result.lines:
         ref = VariantRef(line.item.id or 0, line.variant.position)
         name = line_name(line.item.name, line.variant.name)
-        lines.append(f"{ref} {name} {format_fen(line.variant.price_fen)} × {line.quantity} = {format_fen(line.subtotal_fen)}")
+        lines.append(
+            f"{ref} {name} {format_fen(line.variant.price_fen)} × {line.quantity} = {format_fen(line.subtotal_fen)}"
+        )
     lines.append(f"合计：{format_fen(result.total_fen)}")
     if result.address is not None:
         lines.append(f"收货：{_address(result.address, in_group)}")
@@ -113,7 +115,9 @@ def ask_address(result: Summary) -> str:
 
 
 def address_in_private_first() -> str:
-    return f"你还没有收货地址。为保护隐私，请先私聊我添加：/地址 添加 {ADDRESS_FORMAT}，再回群里下单。"
+    return (
+        f"你还没有收货地址。为保护隐私，请先私聊我添加：/地址 添加 {ADDRESS_FORMAT}，再回群里下单。"
+    )
 
 
 def order_created_text(order: ShopOrder, zone: ZoneInfo) -> str:
@@ -175,7 +179,15 @@ def _items_brief(lines: list[OrderLine]) -> str:
     return f"{first}等{count}件" if len(lines) > 1 or count > 1 else first
 
 
-def order_list(rows: list[tuple[ShopOrder, list[OrderLine]]], total: int, page: int, zone: ZoneInfo, *, title: str, hint: str) -> str:
+def order_list(
+    rows: list[tuple[ShopOrder, list[OrderLine]]],
+    total: int,
+    page: int,
+    zone: ZoneInfo,
+    *,
+    title: str,
+    hint: str,
+) -> str:
     if not rows:
         return f"{title}：没有订单。" if page == 1 else f"{title}：第 {page} 页没有订单。"
     lines = [f"{title}（共 {total} 个）："]
@@ -210,7 +222,9 @@ def order_detail(
     if order.refunded_fen:
         money += f"，已退 {format_fen(order.refunded_fen)}"
     out.append(money)
-    out.append(f"收货：{address_text(order.receiver_name, order.receiver_phone, order.receiver_address, in_group=in_group)}")
+    out.append(
+        f"收货：{address_text(order.receiver_name, order.receiver_phone, order.receiver_address, in_group=in_group)}"
+    )
     if order.remark:
         out.append(f"备注：{shown_in(order.remark, in_group=in_group)}")
     for request in pending:
@@ -219,7 +233,9 @@ def order_detail(
     if tracking is not None:
         latest_text = tracking.events[-1].text if tracking.events else ""
         latest = f"，最新：{shown_in(latest_text, in_group=in_group)}" if latest_text else ""
-        out.append(f"物流：{tracking.shipment.carrier_name} {tracking.shipment.number}{latest}（/物流 {order.code}）")
+        out.append(
+            f"物流：{tracking.shipment.carrier_name} {tracking.shipment.number}{latest}（/物流 {order.code}）"
+        )
     if order.status == "pending_payment" and order.expires_at is not None:
         out.append(f"请在 {local_time(order.expires_at, zone)} 前付款：/付款 {order.code}")
     out.append("记录：")

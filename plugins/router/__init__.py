@@ -32,7 +32,9 @@ async def _open_shop() -> None:
     settings = load_settings()
     owners = {int(u) for u in driver.config.superusers if u.isdigit()}
     runtime = await start_runtime(settings, owners, set(driver.config.command_start))
-    logger.info(f"shop ready: database {runtime.database.engine.url.render_as_string(hide_password=True)}")
+    logger.info(
+        f"shop ready: database {runtime.database.engine.url.render_as_string(hide_password=True)}"
+    )
     # Start-up objects live forever; freezing them keeps full collections short.
     gc.collect()
     gc.freeze()

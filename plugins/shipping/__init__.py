@@ -114,6 +114,8 @@ async def confirm_received(ctx: CommandContext) -> Reply:
 async def announce(ctx: CommandContext) -> Reply:
     text = ctx.args.rest("内容")
     async with ctx.runtime.database.write() as session:
-        count = await notices.announce(session, ctx.shop_id, ctx.runtime.settings.shop_name, text, utcnow())
+        count = await notices.announce(
+            session, ctx.shop_id, ctx.runtime.settings.shop_name, text, utcnow()
+        )
     ctx.runtime.outbox_wakeup.set()
     return Reply(render.announced(count))

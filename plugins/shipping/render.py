@@ -15,11 +15,16 @@ def shipped(order: ShopOrder, carrier: str, number: str) -> str:
     return f"已发货：订单号：{order.code}，{carrier} {number}。已通知顾客，物流会自动跟踪。"
 
 
-def tracking(order: ShopOrder, view: TrackingView | None, zone: ZoneInfo, *, in_group: bool = False) -> str:
+def tracking(
+    order: ShopOrder, view: TrackingView | None, zone: ZoneInfo, *, in_group: bool = False
+) -> str:
     if view is None:
         return f"订单号：{order.code} {status_name(order.status)}，还没有发货。"
     shipment = view.shipment
-    lines = [f"订单号：{order.code} {status_name(order.status)}", f"{shipment.carrier_name} {shipment.number}"]
+    lines = [
+        f"订单号：{order.code} {status_name(order.status)}",
+        f"{shipment.carrier_name} {shipment.number}",
+    ]
     if shipment.state:
         lines.append(f"当前：{state_name(shipment.state)}")
     if not view.events:

@@ -34,19 +34,28 @@ async def test_return_ticket_from_photo_to_refund(sim: Any, tmp_path: Path) -> N
     reply = await sim.ask_private(customer, [Seg.text(f"/售后 {order} 退货 滤杯有裂纹"), image])
     assert "已保存 1 张图片" in reply.text
     ticket = TICKET.search(reply.text).group(1)  # type: ignore[union-attr]
-    staff_notice = await sim.wait_for_send(lambda m: m.target_id == E2E_OWNER and ticket in m.text, since=mark, timeout=15)
+    staff_notice = await sim.wait_for_send(
+        lambda m: m.target_id == E2E_OWNER and ticket in m.text, since=mark, timeout=15
+    )
     assert "滤杯有裂纹" in staff_notice.text
 
     assert "已发送给顾客" in (await sim.ask_private(E2E_OWNER, f"/回复 {ticket} 抱歉，请寄回")).text
-    await sim.wait_for_send(lambda m: m.target_id == customer and "店家回复：抱歉，请寄回" in m.text, timeout=15)
+    await sim.wait_for_send(
+        lambda m: m.target_id == customer and "店家回复：抱歉，请寄回" in m.text, timeout=15
+    )
     assert "等待顾客寄回" in (await sim.ask_private(E2E_OWNER, f"/同意 {ticket}")).text
-    assert "已记录退货物流 中通 ZT123456789" in (await sim.ask_private(customer, f"/退货单号 {ticket} 中通 ZT123456789")).text
+    assert (
+        "已记录退货物流 中通 ZT123456789"
+        in (await sim.ask_private(customer, f"/退货单号 {ticket} 中通 ZT123456789")).text
+    )
     detail = await sim.ask_private(customer, f"/工单 {ticket}")
     assert "退货 · 退货中" in detail.text and "[图片 1 张]" in detail.text
 
     reply = await sim.ask_private(E2E_OWNER, f"/完成 {ticket}")
     assert "已完成并退款 ¥128.00" in reply.text
-    await sim.wait_for_send(lambda m: m.target_id == customer and "已完成，退款 ¥128.00" in m.text, timeout=15)
+    await sim.wait_for_send(
+        lambda m: m.target_id == customer and "已完成，退款 ¥128.00" in m.text, timeout=15
+    )
     await asyncio.sleep(1)
     finished = [m for m in sim.sent if m.target_id == customer and "已完成，退款" in m.text]
     assert len(finished) == 1

@@ -17,7 +17,9 @@ GROUP = 555000
 async def test_wrong_token_is_refused(bot_process: BotProcess) -> None:
     from tools.onebot_sim import ConnectionRejected, OneBotSimulator
 
-    intruder = OneBotSimulator(bot_process.url, self_id=10999, access_token="wrong", reject_grace=0.5)
+    intruder = OneBotSimulator(
+        bot_process.url, self_id=10999, access_token="wrong", reject_grace=0.5
+    )
     with pytest.raises(ConnectionRejected):
         await intruder.connect(timeout=30)
 
@@ -63,7 +65,10 @@ async def test_merchant_setup_survives_a_restart(bot_process: BotProcess) -> Non
     async with OneBotSimulator(bot_process.url, access_token=E2E_TOKEN) as sim:
         reply = await sim.ask_private(E2E_OWNER, "/新品 桂花乌龙 45 12 茶叶")
         assert "商品编号：7" in reply.text
-        assert "已为“桂花乌龙”添加规格 7-2" in (await sim.ask_private(E2E_OWNER, "/规格 7 罐装 88 5")).text
+        assert (
+            "已为“桂花乌龙”添加规格 7-2"
+            in (await sim.ask_private(E2E_OWNER, "/规格 7 罐装 88 5")).text
+        )
         assert "已添加店员 20002" in (await sim.ask_private(E2E_OWNER, "/店员 添加 20002")).text
         assert "启用" in (await sim.ask_group(GROUP, STAFF, "/启用本群")).text
         assert "12 → 10" in (await sim.ask_private(STAFF, "/库存 7-1 -2")).text

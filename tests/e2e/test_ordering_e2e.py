@@ -25,19 +25,27 @@ async def test_customer_orders_pays_and_staff_see_it(sim: Any) -> None:
     reply = await sim.ask_private(customer, "/下单 5-2 2 周末送")
     assert "你还没有收货地址" in reply.text
     reply = await sim.ask_private(customer, ADDRESS)
-    assert "请确认订单" in reply.text and "¥111.80" in reply.text and '回复"确认"提交订单' in reply.text
+    assert (
+        "请确认订单" in reply.text
+        and "¥111.80" in reply.text
+        and '回复"确认"提交订单' in reply.text
+    )
     mark = sim.mark()
     reply = await sim.ask_private(customer, "确认")
     code = code_in(reply.text)
     assert "下单成功" in reply.text and f"/付款 {code}" in reply.text
     # Staff hear of the new order through the outbox.
-    notice = await sim.wait_for_send(lambda m: m.target_id == E2E_OWNER and code in m.text, since=mark, timeout=15)
+    notice = await sim.wait_for_send(
+        lambda m: m.target_id == E2E_OWNER and code in m.text, since=mark, timeout=15
+    )
     assert "新订单" in notice.text
     reply = await sim.ask_private(customer, f"/修改 {code.lower()} 数量 5-2 3")
     assert "数量 2 → 3" in reply.text and "¥167.70" in reply.text
     reply = await sim.ask_private(E2E_OWNER, f"/收款 {code}")
     assert "已确认收款" in reply.text
-    paid_notice = await sim.wait_for_send(lambda m: m.target_id == customer and "已确认收款" in m.text, timeout=15)
+    paid_notice = await sim.wait_for_send(
+        lambda m: m.target_id == customer and "已确认收款" in m.text, timeout=15
+    )
     assert code in paid_notice.text
     reply = await sim.ask_private(customer, f"/订单 {code}")
     assert "状态：待发货" in reply.text and "确认收款（店主）" in reply.text
@@ -87,7 +95,14 @@ async def test_notice_queued_while_disconnected_arrives_once_after_restart(tmp_p
     the expiry notice reaches the customer exactly once after reconnecting."""
     from tools.onebot_sim import OneBotSimulator
 
-    bot = BotProcess(tmp_path, extra_env={"UNPAID_TIMEOUT_MINUTES": "0.05", "CLOCK_TICK_SECONDS": "0.5", "SEND_INTERVAL_SECONDS": "0.1"})
+    bot = BotProcess(
+        tmp_path,
+        extra_env={
+            "UNPAID_TIMEOUT_MINUTES": "0.05",
+            "CLOCK_TICK_SECONDS": "0.5",
+            "SEND_INTERVAL_SECONDS": "0.1",
+        },
+    )
     bot.start()
     try:
         customer = 40006
@@ -99,7 +114,9 @@ async def test_notice_queued_while_disconnected_arrives_once_after_restart(tmp_p
         bot.stop()
         bot.start()
         async with OneBotSimulator(bot.url, access_token=E2E_TOKEN) as sim:
-            notice = await sim.wait_for_send(lambda m: m.target_id == customer and "超时未付款" in m.text, timeout=20)
+            notice = await sim.wait_for_send(
+                lambda m: m.target_id == customer and "超时未付款" in m.text, timeout=20
+            )
             assert code in notice.text
             await asyncio.sleep(2)
             assert [m.text for m in sim.sent if "超时未付款" in m.text] == [notice.text]
@@ -120,10 +137,14 @@ async def test_flash_sale_fifty_buyers_ten_units(sim: Any) -> None:
         await sim.ask_private(buyer, f"/地址 添加 {ADDRESS}")
         summary = await sim.ask_private(buyer, f"/下单 {item_id}")
         assert "请确认订单" in summary.text
-    replies = await asyncio.gather(*(sim.ask_private(buyer, "确认", timeout=60) for buyer in buyers))
+    replies = await asyncio.gather(
+        *(sim.ask_private(buyer, "确认", timeout=60) for buyer in buyers)
+    )
     won = [r for r in replies if "下单成功" in r.text]
     lost = [r for r in replies if "库存不足" in r.text]
-    assert len(won) == 10 and len(lost) == 40, [r.text for r in replies if r not in won and r not in lost]
+    assert len(won) == 10 and len(lost) == 40, [
+        r.text for r in replies if r not in won and r not in lost
+    ]
     assert len({code_in(r.text) for r in won}) == 10
     reply = await sim.ask_private(E2E_OWNER, f"/详情 {item_id}")
     assert f"{item_id}-1 默认 ¥199.00 售罄" in reply.text

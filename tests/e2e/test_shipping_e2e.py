@@ -14,7 +14,14 @@ from tests.services.fake_kuaidi100 import CUSTOMER, KEY, FakeKuaidi100
 
 CODE = re.compile(r"订单号：([0-9A-Z]{10})")
 ADDRESS = "张三 13800001111 浙江省杭州市西湖区文三路 1 号"
-PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+PROXY_VARIABLES = (
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+)
 
 
 async def _paid_order(sim: Any, customer: int) -> str:
@@ -50,16 +57,30 @@ async def test_kuaidi100_tracking_reaches_the_customer_once_each(tmp_path: Path)
             async with OneBotSimulator(bot.url, access_token=E2E_TOKEN) as sim:
                 transit = await _paid_order(sim, 60001)
                 signed = await _paid_order(sim, 60002)
-                assert "已发货" in (await sim.ask_private(E2E_OWNER, f"/发货 {transit} 中通 TRANSIT001")).text
-                assert "已发货" in (await sim.ask_private(E2E_OWNER, f"/发货 {signed} SF SIGNED0001")).text
+                assert (
+                    "已发货"
+                    in (await sim.ask_private(E2E_OWNER, f"/发货 {transit} 中通 TRANSIT001")).text
+                )
+                assert (
+                    "已发货"
+                    in (await sim.ask_private(E2E_OWNER, f"/发货 {signed} SF SIGNED0001")).text
+                )
 
-                update = await sim.wait_for_send(lambda m: m.target_id == 60001 and "物流更新" in m.text, timeout=20)
+                update = await sim.wait_for_send(
+                    lambda m: m.target_id == 60001 and "物流更新" in m.text, timeout=20
+                )
                 assert transit in update.text
-                delivered = await sim.wait_for_send(lambda m: m.target_id == 60002 and "已签收" in m.text, timeout=20)
+                delivered = await sim.wait_for_send(
+                    lambda m: m.target_id == 60002 and "已签收" in m.text, timeout=20
+                )
                 assert signed in delivered.text
                 await asyncio.sleep(3)  # several more polls happen meanwhile
-                assert len([m for m in sim.sent if m.target_id == 60001 and "物流更新" in m.text]) == 1
-                assert len([m for m in sim.sent if m.target_id == 60002 and "已签收" in m.text]) == 1
+                assert (
+                    len([m for m in sim.sent if m.target_id == 60001 and "物流更新" in m.text]) == 1
+                )
+                assert (
+                    len([m for m in sim.sent if m.target_id == 60002 and "已签收" in m.text]) == 1
+                )
 
                 reply = await sim.ask_private(60001, f"/物流 {transit}")
                 assert "中通 TRANSIT001" in reply.text and reply.text.count("\n") >= 4
@@ -79,12 +100,16 @@ async def test_manual_tracking_and_announcement_in_groups(sim: Any) -> None:
     code = await _paid_order(sim, 60003)
     await sim.ask_private(E2E_OWNER, f"/发货 {code} 圆通 YT9876543210")
     await sim.ask_private(E2E_OWNER, f"/物流更新 {code} 已到达杭州转运中心")
-    update = await sim.wait_for_send(lambda m: m.target_id == 60003 and "已到达杭州转运中心" in m.text, timeout=15)
+    update = await sim.wait_for_send(
+        lambda m: m.target_id == 60003 and "已到达杭州转运中心" in m.text, timeout=15
+    )
     assert code in update.text
     await sim.ask_private(E2E_OWNER, f"/物流更新 {code} 门卫代收 签收")
     await sim.wait_for_send(lambda m: m.target_id == 60003 and "已签收" in m.text, timeout=15)
     reply = await sim.ask_private(E2E_OWNER, "/公告 今晚 8 点上新 [CQ:at,qq=all]")
     assert "1 个群" in reply.text
-    announcement = await sim.wait_for_send(lambda m: m.target_type == "group" and "公告" in m.text, timeout=15)
+    announcement = await sim.wait_for_send(
+        lambda m: m.target_type == "group" and "公告" in m.text, timeout=15
+    )
     assert [s["type"] for s in announcement.segments] == ["text"]
     assert "[CQ:at,qq=all]" in announcement.text and announcement.mentions == []

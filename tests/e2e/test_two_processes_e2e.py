@@ -15,7 +15,11 @@ CODE = re.compile(r"订单号：([0-9A-Z]{10})")
 ADDRESS = "张三 13800001111 浙江省杭州市西湖区文三路 1 号"
 HOLDS = "clocks: this process ("
 STANDS_BY = "another bot process runs the shop's clocks"
-FAST_CLOCKS = {"UNPAID_TIMEOUT_MINUTES": "0.05", "CLOCK_TICK_SECONDS": "0.5", "SEND_INTERVAL_SECONDS": "0.1"}
+FAST_CLOCKS = {
+    "UNPAID_TIMEOUT_MINUTES": "0.05",
+    "CLOCK_TICK_SECONDS": "0.5",
+    "SEND_INTERVAL_SECONDS": "0.1",
+}
 
 
 async def log_says(bot: BotProcess, text: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
@@ -24,7 +28,9 @@ async def log_says(bot: BotProcess, text: str, timeout: float = 30.0) -> None:  
             await asyncio.sleep(0.2)
 
 
-async def sent_by_either(sims: tuple[Any, ...], customer: int, fragment: str, timeout: float = 20.0) -> Any:  # noqa: ASYNC109
+async def sent_by_either(
+    sims: tuple[Any, ...], customer: int, fragment: str, timeout: float = 20.0
+) -> Any:  # noqa: ASYNC109
     """A notice may go out through either process's QQ account: whichever claims it first."""
     async with asyncio.timeout(timeout):
         while True:  # two simulators: no single event to wait on

@@ -628,7 +628,9 @@ async def test_customer_message_notifies_staff(app: App, shop: ShopRuntime, chat
     assert len([t for t in texts if "顾客留言" in t[1]]) == 2
 
 
-async def test_customer_message_on_an_ended_ticket_is_refused(app: App, shop: ShopRuntime, chat: str) -> None:
+async def test_customer_message_on_an_ended_ticket_is_refused(
+    app: App, shop: ShopRuntime, chat: str
+) -> None:
     code = await paid_order(shop)
     ticket = await new_ticket(shop, code, "退款", "不想要了")
     await reject_ticket(shop, ticket)

@@ -53,12 +53,21 @@ async def test_items_lists_on_shelf_items_with_lowest_price_and_sold_out(
 
 @pytest.mark.parametrize("chat", CHATS)
 async def test_items_english_alias_and_category_filter(app: App, demo_shop: Any, chat: str) -> None:
-    await ask(app, make(chat, "/items 器具"), "测试小店 · 器具", "3. 手冲滤杯套装", absent=("咖啡豆",))
+    await ask(
+        app, make(chat, "/items 器具"), "测试小店 · 器具", "3. 手冲滤杯套装", absent=("咖啡豆",)
+    )
 
 
 async def test_items_pages_of_ten(app: App, shop: Any) -> None:
     await create_items(shop, 23)
-    await ask(app, private("/商品", CUSTOMER_ID), "第 1/3 页，共 23 件", "10. 商品10", "/商品 2 看下一页", absent=("11. ",))
+    await ask(
+        app,
+        private("/商品", CUSTOMER_ID),
+        "第 1/3 页，共 23 件",
+        "10. 商品10",
+        "/商品 2 看下一页",
+        absent=("11. ",),
+    )
     await ask(app, private("/商品 3", CUSTOMER_ID), "第 3/3 页", "23. 商品23", absent=("下一页",))
     await ask(app, private("/商品 9", CUSTOMER_ID), "只有 3 页商品")
 
@@ -71,19 +80,26 @@ async def test_items_category_page_hint_keeps_category(app: App, shop: Any) -> N
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
-        ("/商品 不存在的分类", ("没有叫“不存在的分类”的分类", "用法：/商品 [分类] [页码]，例如 /商品 咖啡 2")),
+        (
+            "/商品 不存在的分类",
+            ("没有叫“不存在的分类”的分类", "用法：/商品 [分类] [页码]，例如 /商品 咖啡 2"),
+        ),
         ("/商品 咖啡 abc", ("页码应是正整数", "用法：/商品")),
         ("/商品 0", ("页码应是正整数",)),
         ("/商品 咖啡 1 多余", ("多余的内容：多余",)),
     ],
 )
-async def test_items_errors_say_what_to_type(app: App, demo_shop: Any, text: str, fragments: tuple[str, ...]) -> None:
+async def test_items_errors_say_what_to_type(
+    app: App, demo_shop: Any, text: str, fragments: tuple[str, ...]
+) -> None:
     await ask(app, group(text, CUSTOMER_ID, GROUP_ID), *fragments)
 
 
 @pytest.mark.parametrize("chat", CHATS)
 async def test_categories_with_counts(app: App, demo_shop: Any, chat: str) -> None:
-    await ask(app, make(chat, "/分类"), "商品分类：", "咖啡（3 件）", "器具（2 件）", "周边（1 件）")
+    await ask(
+        app, make(chat, "/分类"), "商品分类：", "咖啡（3 件）", "器具（2 件）", "周边（1 件）"
+    )
 
 
 async def test_categories_empty_and_extra_args(app: App, shop: Any) -> None:
@@ -92,15 +108,26 @@ async def test_categories_empty_and_extra_args(app: App, shop: Any) -> None:
 
 
 @pytest.mark.parametrize("chat", CHATS)
-async def test_search_matches_name_and_description_in_chinese(app: App, demo_shop: Any, chat: str) -> None:
-    await ask(app, make(chat, "/搜索 咖啡"), "搜索“咖啡”找到", "云南小粒咖啡豆", "冷萃咖啡液", absent=("帆布托特包",))
+async def test_search_matches_name_and_description_in_chinese(
+    app: App, demo_shop: Any, chat: str
+) -> None:
+    await ask(
+        app,
+        make(chat, "/搜索 咖啡"),
+        "搜索“咖啡”找到",
+        "云南小粒咖啡豆",
+        "冷萃咖啡液",
+        absent=("帆布托特包",),
+    )
     await ask(app, make(chat, "/search 坚果"), "云南小粒咖啡豆", absent=("冷萃",))
     await ask(app, make(chat, "/搜索 咖啡 坚果"), "找到 1 件", "云南小粒咖啡豆")
 
 
 async def test_search_no_result_missing_and_too_long(app: App, demo_shop: Any) -> None:
     await ask(app, private("/搜索 榴莲", CUSTOMER_ID), "没有找到包含“榴莲”的在售商品")
-    await ask(app, private("/搜索", CUSTOMER_ID), "缺少关键词", "用法：/搜索 <关键词>，例如 /搜索 咖啡豆")
+    await ask(
+        app, private("/搜索", CUSTOMER_ID), "缺少关键词", "用法：/搜索 <关键词>，例如 /搜索 咖啡豆"
+    )
     await ask(app, private("/搜索 " + "长" * 31, CUSTOMER_ID), "搜索关键词最多 30 个字")
 
 
@@ -109,7 +136,9 @@ async def test_search_wildcards_are_literal(app: App, demo_shop: Any) -> None:
 
 
 @pytest.mark.parametrize("chat", CHATS)
-async def test_detail_shows_variants_prices_stock_and_policy(app: App, demo_shop: Any, chat: str) -> None:
+async def test_detail_shows_variants_prices_stock_and_policy(
+    app: App, demo_shop: Any, chat: str
+) -> None:
     await ask(
         app,
         make(chat, "/详情 5"),
@@ -138,7 +167,9 @@ async def test_detail_sold_out_variant(app: App, demo_shop: Any) -> None:
         ("/详情 0", ("商品编号应是 1 到 9 位数字",)),
     ],
 )
-async def test_detail_errors(app: App, demo_shop: Any, text: str, fragments: tuple[str, ...]) -> None:
+async def test_detail_errors(
+    app: App, demo_shop: Any, text: str, fragments: tuple[str, ...]
+) -> None:
     await ask(app, group(text, CUSTOMER_ID, GROUP_ID), *fragments)
 
 
@@ -146,7 +177,9 @@ async def test_detail_full_width_digits(app: App, demo_shop: Any) -> None:
     await ask(app, private("／详情 ５", CUSTOMER_ID), "【5】挂耳咖啡")
 
 
-async def test_delisted_item_hidden_from_customers_but_shown_to_owner(app: App, demo_shop: Any) -> None:
+async def test_delisted_item_hidden_from_customers_but_shown_to_owner(
+    app: App, demo_shop: Any
+) -> None:
     from services.catalog import set_listed
 
     async with demo_shop.database.write() as session:
@@ -168,4 +201,6 @@ async def test_detail_sends_stored_image(app: App, demo_shop: Any) -> None:
 
 
 async def test_user_text_is_echoed_literally_never_as_cq_code(app: App, demo_shop: Any) -> None:
-    await ask(app, group("/搜索 [CQ:at,qq=all]", CUSTOMER_ID, GROUP_ID), "没有找到包含“[CQ:at,qq=all]”")
+    await ask(
+        app, group("/搜索 [CQ:at,qq=all]", CUSTOMER_ID, GROUP_ID), "没有找到包含“[CQ:at,qq=all]”"
+    )

@@ -138,7 +138,9 @@ async def test_tick_runs_only_in_the_process_holding_the_clock_lease(shop: ShopR
     code = await seed_order(shop, CUSTOMER_ID)
     await expire(shop, code)
     async with shop.database.write() as session:
-        assert await leases.acquire(session, leases.CLOCKS, "other-process", now(), timedelta(minutes=5))
+        assert await leases.acquire(
+            session, leases.CLOCKS, "other-process", now(), timedelta(minutes=5)
+        )
     await tick()
     assert (await get_order_row(shop, code)).status == "pending_payment"
     assert await outbox_rows(shop) == []
@@ -331,7 +333,9 @@ async def test_dispatch_sends_a_private_notice_exactly_once(app: App, shop: Shop
     await tick()
     text = f"订单号：{code} 超时未付款，已自动取消，库存已释放。需要的话请重新下单。"
     async with fake_bot(app) as (ctx, bot):
-        ctx.should_call_api("send_private_msg", private_call(CUSTOMER_ID, text), result={"message_id": 1})
+        ctx.should_call_api(
+            "send_private_msg", private_call(CUSTOMER_ID, text), result={"message_id": 1}
+        )
         assert await dispatch(shop, bot) == 1
         [row] = await outbox_rows(shop)
         assert row.sent_at is not None and row.attempts == 1 and row.last_error == ""
@@ -377,7 +381,8 @@ async def test_dispatch_sends_oldest_first(app: App, shop: ShopRuntime) -> None:
             )
     async with fake_bot(app) as (ctx, bot):
         for n in range(3):
-            ctx.should_call_api("send_private_msg", private_call(OWNER_ID, f"第{n}条"), result={"message_id": n}
+            ctx.should_call_api(
+                "send_private_msg", private_call(OWNER_ID, f"第{n}条"), result={"message_id": n}
             )
         assert await dispatch(shop, bot) == 3
     assert await unsent(shop) == []
@@ -393,7 +398,11 @@ async def test_rows_waiting_behind_the_pacing_are_not_claimed(shop: ShopRuntime)
     async with shop.database.write() as session:
         for n in range(3):
             await outbox.enqueue(
-                session, outbox.Target("private", OWNER_ID), [outbox.text(f"第{n}条")], f"test:{n}", now() - timedelta(minutes=3 - n)
+                session,
+                outbox.Target("private", OWNER_ID),
+                [outbox.text(f"第{n}条")],
+                f"test:{n}",
+                now() - timedelta(minutes=3 - n),
             )
     seen: list[tuple[str, list[int]]] = []
 
@@ -418,7 +427,10 @@ async def test_no_bot_keeps_rows_without_counting_attempts(app: App, shop: ShopR
     assert (row.sent_at, row.failed_at, row.attempts) == (None, None, 0)
     assert row.next_attempt_at <= now()  # still due: sent as soon as a bot connects
     async with fake_bot(app) as (ctx, bot):
-        ctx.should_call_api("send_private_msg", private_call(CUSTOMER_ID, outbox_texts([row])[0]), result={"message_id": 1}
+        ctx.should_call_api(
+            "send_private_msg",
+            private_call(CUSTOMER_ID, outbox_texts([row])[0]),
+            result={"message_id": 1},
         )
         assert await dispatch(shop, bot) == 1
     [row] = await outbox_rows(shop)
@@ -444,7 +456,9 @@ async def test_failed_send_backs_off_and_is_retried(
     text = outbox_texts(await outbox_rows(shop))[0]
     before = now()
     async with fake_bot(app) as (ctx, bot):
-        ctx.should_call_api("send_private_msg", private_call(CUSTOMER_ID, text), exception=exception)
+        ctx.should_call_api(
+            "send_private_msg", private_call(CUSTOMER_ID, text), exception=exception
+        )
         assert await dispatch(shop, bot) == 0
         [row] = await outbox_rows(shop)
         assert (row.sent_at, row.failed_at, row.attempts) == (None, None, 1)
@@ -455,7 +469,9 @@ async def test_failed_send_backs_off_and_is_retried(
         assert await dispatch(shop, bot) == 0
     await set_next_attempt(shop, now() - timedelta(seconds=1))
     async with fake_bot(app) as (ctx, bot):
-        ctx.should_call_api("send_private_msg", private_call(CUSTOMER_ID, text), result={"message_id": 2})
+        ctx.should_call_api(
+            "send_private_msg", private_call(CUSTOMER_ID, text), result={"message_id": 2}
+        )
         assert await dispatch(shop, bot) == 1
     [row] = await outbox_rows(shop)
     assert row.sent_at is not None and row.attempts == 2 and row.last_error == ""
@@ -481,7 +497,8 @@ async def test_backoff_grows_and_the_row_is_given_up_at_last(app: App, shop: Sho
     waits = []
     async with fake_bot(app) as (ctx, bot):
         for _ in range(3):
-            ctx.should_call_api("send_private_msg", private_call(OWNER_ID, "你好"), exception=RuntimeError("boom")
+            ctx.should_call_api(
+                "send_private_msg", private_call(OWNER_ID, "你好"), exception=RuntimeError("boom")
             )
             before = now()
             assert await dispatch(shop, bot) == 0
@@ -491,7 +508,8 @@ async def test_backoff_grows_and_the_row_is_given_up_at_last(app: App, shop: Sho
         assert waits == [10, 20, 40]
         async with shop.database.write() as session:
             await session.execute(update(OutboxMessage).values(attempts=MAX_ATTEMPTS - 1))
-        ctx.should_call_api("send_private_msg", private_call(OWNER_ID, "你好"), exception=RuntimeError("boom")
+        ctx.should_call_api(
+            "send_private_msg", private_call(OWNER_ID, "你好"), exception=RuntimeError("boom")
         )
         assert await dispatch(shop, bot) == 0
         [row] = await outbox_rows(shop)
@@ -557,5 +575,7 @@ async def test_no_false_shipped_notice_for_a_refunded_order(shop: ShopRuntime) -
     texts = outbox_texts(await outbox_rows(shop))
     assert not any("已发货" in t or "未通过" in t for t in texts), texts
     # The refund settled the request; the clock found nothing left to decide.
-    assert [(r.kind, r.status) for r in await rows_of(shop, OrderRequest)] == [("cancel", "approved")]
+    assert [(r.kind, r.status) for r in await rows_of(shop, OrderRequest)] == [
+        ("cancel", "approved")
+    ]
     assert (await get_order_row(shop, code)).status == "refunded"

@@ -32,14 +32,34 @@ MERCHANT_USAGES = ("/新品 <名称> <价格> <库存> [分类]", "/店员 [添�
 @pytest.mark.parametrize("chat", ["private", "group"])
 async def test_help_for_customer_hides_merchant_commands(app: App, shop: Any, chat: str) -> None:
     await enable_group(shop)
-    event = private("/帮助", CUSTOMER_ID) if chat == "private" else group("/帮助", CUSTOMER_ID, GROUP_ID)
-    await ask(app, event, "测试小店 可用命令", "【商品】", "/详情 <商品编号>", "/帮助 <命令>", absent=MERCHANT_USAGES)
+    event = (
+        private("/帮助", CUSTOMER_ID)
+        if chat == "private"
+        else group("/帮助", CUSTOMER_ID, GROUP_ID)
+    )
+    await ask(
+        app,
+        event,
+        "测试小店 可用命令",
+        "【商品】",
+        "/详情 <商品编号>",
+        "/帮助 <命令>",
+        absent=MERCHANT_USAGES,
+    )
 
 
 async def test_help_for_staff_and_owner(app: App, shop: Any) -> None:
     await add_staff(shop, STAFF_ID)
-    await ask(app, private("/help", STAFF_ID), "【店铺管理】", "/新品 <名称> <价格> <库存> [分类]", absent=("/店员",))
-    await ask(app, private("帮助", OWNER_ID), "/店员 [添加|删除 <QQ号>]", "私聊时命令前的 / 可以省略")
+    await ask(
+        app,
+        private("/help", STAFF_ID),
+        "【店铺管理】",
+        "/新品 <名称> <价格> <库存> [分类]",
+        absent=("/店员",),
+    )
+    await ask(
+        app, private("帮助", OWNER_ID), "/店员 [添加|删除 <QQ号>]", "私聊时命令前的 / 可以省略"
+    )
 
 
 async def test_help_for_one_command(app: App, shop: Any) -> None:
@@ -115,14 +135,18 @@ async def test_flood_is_slowed_down_politely_once(app: App, shop: Any) -> None:
         ctx.should_call_send(event, Says(event, "还没有商品分类"))
 
 
-async def test_internal_error_never_leaks_a_traceback(app: App, shop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_internal_error_never_leaks_a_traceback(
+    app: App, shop: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from services import catalog
 
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(catalog, "list_categories", broken)
-    await ask(app, private("/分类", CUSTOMER_ID), "系统开小差了", absent=("database on fire", "Traceback"))
+    await ask(
+        app, private("/分类", CUSTOMER_ID), "系统开小差了", absent=("database on fire", "Traceback")
+    )
 
 
 async def test_group_reply_quotes_the_asker(app: App, shop: Any) -> None:
@@ -139,8 +163,25 @@ def test_every_command_has_usage_example_and_english_alias() -> None:
     from plugins._common.registry import registry
 
     names = {c.name for c in registry.commands}
-    for expected in ("帮助", "商品", "分类", "搜索", "详情", "新品", "规格", "改价", "库存", "上架",
-                     "下架", "描述", "设分类", "无理由", "店员", "启用本群", "停用本群"):
+    for expected in (
+        "帮助",
+        "商品",
+        "分类",
+        "搜索",
+        "详情",
+        "新品",
+        "规格",
+        "改价",
+        "库存",
+        "上架",
+        "下架",
+        "描述",
+        "设分类",
+        "无理由",
+        "店员",
+        "启用本群",
+        "停用本群",
+    ):
         assert expected in names
     for command in registry.commands:
         assert command.usage.split()[0] == command.name
@@ -161,7 +202,9 @@ def test_registry_refuses_a_word_twice() -> None:
         registry.add(Command("乙", ("A",), handler, Role.CUSTOMER, "乙", "乙", "", ""))
 
 
-async def test_customer_sentence_that_starts_like_a_merchant_command_is_ignored(app: App, shop: Any) -> None:
+async def test_customer_sentence_that_starts_like_a_merchant_command_is_ignored(
+    app: App, shop: Any
+) -> None:
     # "新品什么时候到" typed privately is a question to the shop, not a command.
     async with app.test_matcher() as ctx:
         bot = v11_bot(ctx)

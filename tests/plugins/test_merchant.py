@@ -682,7 +682,9 @@ async def test_list_again_shows_item(app: App, shop: ShopRuntime, chat: str) -> 
     assert (await detail(shop, 1)).item.listed is True
 
 
-async def test_delisted_list_lets_staff_find_items_to_put_back(app: App, shop: ShopRuntime, chat: str) -> None:
+async def test_delisted_list_lets_staff_find_items_to_put_back(
+    app: App, shop: ShopRuntime, chat: str
+) -> None:
     empty = say(chat, "/已下架")
     await ask(app, empty, exact="没有已下架的商品。")
     for n in range(12):
@@ -709,7 +711,10 @@ async def test_delisted_list_lets_staff_find_items_to_put_back(app: App, shop: S
         ),
         (
             second,
-            Says(second, exact="已下架商品（第 2/2 页，共 11 件）\n11. 旧款10  ¥10.10  售罄\n发 /上架 <商品编号> 重新上架，/详情 <商品编号> 查看规格和库存"),
+            Says(
+                second,
+                exact="已下架商品（第 2/2 页，共 11 件）\n11. 旧款10  ¥10.10  售罄\n发 /上架 <商品编号> 重新上架，/详情 <商品编号> 查看规格和库存",
+            ),
         ),
         (beyond, Says(beyond, exact="已下架商品只有 2 页。发 /已下架 查看第 1 页。")),
         (bad, Says(bad, "用法：/已下架 [页码]")),
@@ -1046,7 +1051,9 @@ async def test_cq_code_in_description_is_literal(app: App, shop: ShopRuntime, ch
     assert item.description == text and item.image_path is None
 
 
-async def test_numeric_category_is_refused_with_a_hint(app: App, shop: ShopRuntime, chat: str) -> None:
+async def test_numeric_category_is_refused_with_a_hint(
+    app: App, shop: ShopRuntime, chat: str
+) -> None:
     # `/商品 2024` reads 2024 as a page number, so an all-digit category could never be browsed.
     await seed_item(shop)
     categorise = say(chat, "/设分类 1 2024")

@@ -312,10 +312,14 @@ async def _expire_order(shop: ShopRuntime, code: str) -> None:
 
     async with shop.database.write() as session:
         order = await orders.get_order(session, shop.shop_id, code)
-        await orders.cancel(session, order, orders.Actor.system(), "超时未付款", utcnow(), action="expired")
+        await orders.cancel(
+            session, order, orders.Actor.system(), "超时未付款", utcnow(), action="expired"
+        )
 
 
-async def test_late_payment_revives_an_expired_order(app: App, shop: ShopRuntime, chat: str) -> None:
+async def test_late_payment_revives_an_expired_order(
+    app: App, shop: ShopRuntime, chat: str
+) -> None:
     code = await seed_order(shop, CUSTOMER_ID, ((1, 2, 2),))
     await _expire_order(shop, code)
     stock = await stock_of(shop, 1, 2)
@@ -332,8 +336,13 @@ async def test_late_payment_revives_an_expired_order(app: App, shop: ShopRuntime
     assert (order.status, order.paid_fen, order.closed_at) == ("paid", 21800, None)
     assert await stock_of(shop, 1, 2) == stock - 2
     [(_, _, segments)] = await customer_notices(shop, code)
-    assert text_of(segments) == f"订单号：{code} 超时取消后收到了你的付款 ¥218.00，订单已恢复，我们会尽快发货。"
-    await ask(app, private(f"/订单 {code}", CUSTOMER_ID), "状态：待发货", "超时取消后收到付款，订单恢复")
+    assert (
+        text_of(segments)
+        == f"订单号：{code} 超时取消后收到了你的付款 ¥218.00，订单已恢复，我们会尽快发货。"
+    )
+    await ask(
+        app, private(f"/订单 {code}", CUSTOMER_ID), "状态：待发货", "超时取消后收到付款，订单恢复"
+    )
 
 
 async def test_late_payment_with_the_stock_sold_is_refused_with_what_to_do(
@@ -675,4 +684,6 @@ async def test_full_refund_closes_a_pending_cancellation_request(
         (refund, Says(refund, "订单已关闭为已退款")),
         (detail, Says(detail, "状态：已退款", absent=("待店家审核",))),
     )
-    assert [(r.kind, r.status) for r in await rows_of(shop, OrderRequest)] == [("cancel", "approved")]
+    assert [(r.kind, r.status) for r in await rows_of(shop, OrderRequest)] == [
+        ("cancel", "approved")
+    ]

@@ -1232,7 +1232,9 @@ async def test_group_masking_never_shows_the_street(app: App, shop: ShopRuntime)
     await ask(app, group("/地址", CUSTOMER_ID, GROUP_ID), "137****3333", absent=("文三路",))
 
 
-async def test_free_text_in_a_group_order_view_has_phones_masked(app: App, shop: ShopRuntime) -> None:
+async def test_free_text_in_a_group_order_view_has_phones_masked(
+    app: App, shop: ShopRuntime
+) -> None:
     """A remark or a reason is the customer's own words, and may carry a phone number:
     in a group it is shown masked, in a private chat as typed."""
     await enable_group(shop)
@@ -1245,4 +1247,9 @@ async def test_free_text_in_a_group_order_view_has_phones_masked(app: App, shop:
         "原因：家里人 138****5678 说不要了",
         absent=("13912345678", "13812345678"),
     )
-    await ask(app, private(f"/订单 {code}", CUSTOMER_ID), "备注：到了打 13912345678", "原因：家里人 13812345678 说不要了")
+    await ask(
+        app,
+        private(f"/订单 {code}", CUSTOMER_ID),
+        "备注：到了打 13912345678",
+        "原因：家里人 13812345678 说不要了",
+    )

@@ -43,7 +43,9 @@ def say(chat: str, text: str, user: int = CUSTOMER_ID) -> Any:
 
 
 @pytest.mark.parametrize("chat", ["private", "group"])
-async def test_review_once_per_completed_order_shows_on_detail(app: App, shop: Any, completed: str, chat: str) -> None:
+async def test_review_once_per_completed_order_shows_on_detail(
+    app: App, shop: Any, completed: str, chat: str
+) -> None:
     first = say(chat, f"/评价 {completed} 4 很香")
     again = say(chat, f"/review {completed} 5")
     detail = say(chat, "/详情 2")
@@ -55,7 +57,9 @@ async def test_review_once_per_completed_order_shows_on_detail(app: App, shop: A
     )
 
 
-async def test_a_phone_in_a_review_is_masked_on_group_detail(app: App, shop: Any, completed: str) -> None:
+async def test_a_phone_in_a_review_is_masked_on_group_detail(
+    app: App, shop: Any, completed: str
+) -> None:
     review = private(f"/评价 {completed} 5 好喝，回购找我 13912345678", CUSTOMER_ID)
     in_group = group("/详情 2", OTHER_CUSTOMER_ID, GROUP_ID)
     in_private = private("/详情 2", OTHER_CUSTOMER_ID)
@@ -77,7 +81,9 @@ async def test_a_phone_in_a_review_is_masked_on_group_detail(app: App, shop: Any
         ("/评价 {code} 5 " + "长" * 201, "评价内容最多 200 个字"),
     ],
 )
-async def test_review_input_errors(app: App, shop: Any, completed: str, text: str, fragment: str) -> None:
+async def test_review_input_errors(
+    app: App, shop: Any, completed: str, text: str, fragment: str
+) -> None:
     event = private(text.format(code=completed), CUSTOMER_ID)
     await converse(app, (event, Says(event, fragment, "用法：/评价 <订单号> <1-5> [内容]")))
 
@@ -142,7 +148,12 @@ async def test_stats_counts_revenue_refunds_and_best_sellers(shop: Any) -> None:
     async with shop.database.read() as session:
         today = await stats.shop_stats(session, shop.shop_id, "今日", utcnow(), SHANGHAI)
         month = await stats.shop_stats(session, shop.shop_id, "30天", utcnow(), SHANGHAI)
-    assert (today.orders, today.paid_orders, today.revenue_fen, today.refunds_fen) == (3, 2, 11970 + 4500, 4500)
+    assert (today.orders, today.paid_orders, today.revenue_fen, today.refunds_fen) == (
+        3,
+        2,
+        11970 + 4500,
+        4500,
+    )
     assert today.best_sellers == [("冷萃咖啡液", 3)]  # the refunded order does not count
     assert today.to_ship == 2  # a backlog, not a window: the old paid order still waits
     assert month.orders == 3  # the 40-day-old order is outside every window
@@ -169,7 +180,19 @@ async def test_stats_count_open_tickets_only(shop: Any) -> None:
         tickets = []
         for code in codes:
             order = await orders.get_order(session, shop.shop_id, code)
-            tickets.append(await aftersales.open_ticket(session, order, TicketKind.COMPLAINT, "慢", [], customer, None, windows, utcnow()))
+            tickets.append(
+                await aftersales.open_ticket(
+                    session,
+                    order,
+                    TicketKind.COMPLAINT,
+                    "慢",
+                    [],
+                    customer,
+                    None,
+                    windows,
+                    utcnow(),
+                )
+            )
         await aftersales.withdraw(session, tickets[1], customer, utcnow())
     async with shop.database.read() as session:
         today = await stats.shop_stats(session, shop.shop_id, "今日", utcnow(), SHANGHAI)

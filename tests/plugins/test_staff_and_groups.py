@@ -364,7 +364,9 @@ async def test_customer_gets_silence_in_a_group_without_the_shop(
     assert await snapshot(shop) == before
 
 
-async def test_staff_disable_in_a_group_without_the_shop_says_so(app: App, shop: ShopRuntime) -> None:
+async def test_staff_disable_in_a_group_without_the_shop_says_so(
+    app: App, shop: ShopRuntime
+) -> None:
     await make_staff(shop)
     event = group("/停用本群", STAFF_ID, GROUP_ID)
     await ask(app, event, "本群本来就没有启用店铺")

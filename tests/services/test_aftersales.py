@@ -69,7 +69,9 @@ ALL_KINDS = (K.REFUND, K.RETURN, K.EXCHANGE, K.COMPLAINT)
 # --- helpers -----------------------------------------------------------------------------
 
 
-async def _variant(db: Database, *, price: int = PRICE, stock: int = 10, no_reason: bool = True) -> int:
+async def _variant(
+    db: Database, *, price: int = PRICE, stock: int = 10, no_reason: bool = True
+) -> int:
     async with db.write() as s:
         item, variant = await catalog.create_item(s, SHOP, "陶瓷杯", price, stock)
         assert item.id is not None and variant.id is not None
@@ -94,9 +96,13 @@ async def _order(
     if variant_id is None:
         variant_id = await _variant(db)
     async with db.write() as s:
-        order = await orders.place_order(s, SHOP, user, group, [(variant_id, quantity)], HOME, "", now, TIMEOUT)
+        order = await orders.place_order(
+            s, SHOP, user, group, [(variant_id, quantity)], HOME, "", now, TIMEOUT
+        )
         if status is not S.PENDING_PAYMENT:
-            assert await orders.record_payment(s, order, "manual", f"ref-{order.code}", order.total_fen, STAFF, now)
+            assert await orders.record_payment(
+                s, order, "manual", f"ref-{order.code}", order.total_fen, STAFF, now
+            )
         if status not in (S.PENDING_PAYMENT, S.PAID):
             order.status = status.value
             if status in (S.COMPLETED, S.CANCELLED, S.REFUNDED):
@@ -148,7 +154,9 @@ async def _messages(db: Database, code: str) -> list[TicketMessage]:
 async def _refunds(db: Database, order_code: str) -> list[Refund]:
     order = await _get_order(db, order_code)
     async with db.read() as s:
-        rows = await s.execute(select(Refund).where(Refund.order_id == order.id).order_by(Refund.id))
+        rows = await s.execute(
+            select(Refund).where(Refund.order_id == order.id).order_by(Refund.id)
+        )
         return list(rows.scalars())
 
 
@@ -202,7 +210,9 @@ async def _ship_back(db: Database, code: str, *, now: datetime = T0 + timedelta(
         await aftersales.return_shipped(s, ticket, "中通", "ZT123456789", CUSTOMER, now)
 
 
-async def _complete(db: Database, code: str, *, now: datetime = T0 + timedelta(days=3)) -> tuple[int, bool]:
+async def _complete(
+    db: Database, code: str, *, now: datetime = T0 + timedelta(days=3)
+) -> tuple[int, bool]:
     async with db.write() as s:
         ticket = await aftersales.get_ticket(s, SHOP, code)
         return await aftersales.complete(s, ticket, STAFF, now)
@@ -284,12 +294,22 @@ class _Sink:
 
 @pytest.mark.parametrize("source", list(TicketStatus))
 @pytest.mark.parametrize("target", list(TicketStatus))
-def test_every_status_pair_is_checked_by_the_table(source: TicketStatus, target: TicketStatus) -> None:
+def test_every_status_pair_is_checked_by_the_table(
+    source: TicketStatus, target: TicketStatus
+) -> None:
     """The gate every service change goes through: allowed pairs move and write one event,
     every other pair raises InvalidTicketTransition and changes nothing."""
     ticket = Ticket(
-        id=7, code="ABCDEFGHJK", shop_id=SHOP, order_id=1, user_id=CUSTOMER_ID, kind=K.RETURN.value,
-        status=source.value, reason="r", created_at=T0, updated_at=T0,
+        id=7,
+        code="ABCDEFGHJK",
+        shop_id=SHOP,
+        order_id=1,
+        user_id=CUSTOMER_ID,
+        kind=K.RETURN.value,
+        status=source.value,
+        reason="r",
+        created_at=T0,
+        updated_at=T0,
     )
     sink = _Sink()
     at = T0 + timedelta(hours=5)
@@ -299,15 +319,25 @@ def test_every_status_pair_is_checked_by_the_table(source: TicketStatus, target:
         assert ticket.closed_at == (at if target in TERMINAL else None)
         [event] = sink.added
         assert isinstance(event, TicketEvent)
-        assert (event.ticket_id, event.from_status, event.to_status) == (7, source.value, target.value)
+        assert (event.ticket_id, event.from_status, event.to_status) == (
+            7,
+            source.value,
+            target.value,
+        )
         assert (event.actor, event.actor_id, event.action, event.reason, event.at) == (
-            "staff", STAFF_ID, "act", "why", at,
+            "staff",
+            STAFF_ID,
+            "act",
+            "why",
+            at,
         )
     else:
         with pytest.raises(InvalidTicketTransition) as caught:
             aftersales._move(sink, ticket, target, STAFF, "act", at)  # type: ignore[arg-type]
         assert (caught.value.status, caught.value.action) == (source.value, "act")
-        assert ticket.status == source.value and ticket.updated_at == T0 and ticket.closed_at is None
+        assert (
+            ticket.status == source.value and ticket.updated_at == T0 and ticket.closed_at is None
+        )
         assert sink.added == []
 
 
@@ -320,7 +350,14 @@ ALLOWED = [
     (T.APPROVED, T.AWAITING_RETURN, K.RETURN, T.OPEN, "approve", T.AWAITING_RETURN),
     (T.APPROVED, T.REFUNDED, K.REFUND, T.OPEN, "approve", T.REFUNDED),
     (T.APPROVED, T.CLOSED, K.COMPLAINT, T.APPROVED, "complete", T.CLOSED),
-    (T.AWAITING_RETURN, T.RETURN_SHIPPED, K.RETURN, T.AWAITING_RETURN, "return_shipped", T.RETURN_SHIPPED),
+    (
+        T.AWAITING_RETURN,
+        T.RETURN_SHIPPED,
+        K.RETURN,
+        T.AWAITING_RETURN,
+        "return_shipped",
+        T.RETURN_SHIPPED,
+    ),
     (T.AWAITING_RETURN, T.REFUNDED, K.RETURN, T.AWAITING_RETURN, "complete", T.REFUNDED),
     (T.AWAITING_RETURN, T.CLOSED, K.EXCHANGE, T.AWAITING_RETURN, "complete", T.CLOSED),
     (T.RETURN_SHIPPED, T.REFUNDED, K.RETURN, T.RETURN_SHIPPED, "complete", T.REFUNDED),
@@ -361,7 +398,11 @@ async def test_allowed_transition_through_the_service(
 REFUSED = [
     *[(T.OPEN, k, a) for k in ALL_KINDS for a in ("return_shipped", "complete")],
     *[(T.APPROVED, K.COMPLAINT, a) for a in ("approve", "reject", "withdraw", "return_shipped")],
-    *[(T.AWAITING_RETURN, k, a) for k in (K.RETURN, K.EXCHANGE) for a in ("approve", "reject", "withdraw")],
+    *[
+        (T.AWAITING_RETURN, k, a)
+        for k in (K.RETURN, K.EXCHANGE)
+        for a in ("approve", "reject", "withdraw")
+    ],
     *[
         (T.RETURN_SHIPPED, k, a)
         for k in (K.RETURN, K.EXCHANGE)
@@ -389,7 +430,9 @@ async def test_refused_transition_raises_and_changes_nothing(
     assert caught.value.status == status.value
     ticket = await _ticket(db, code)
     assert (ticket.status, ticket.refund_fen, ticket.return_number) == (
-        ticket_before.status, ticket_before.refund_fen, ticket_before.return_number,
+        ticket_before.status,
+        ticket_before.refund_fen,
+        ticket_before.return_number,
     )
     assert len(await _events(db, code)) == events_before
     assert (await _get_order(db, order_code)).refunded_fen == order_before.refunded_fen
@@ -518,7 +561,9 @@ async def test_exchange_window_is_longer_than_the_refund_window(db: Database) ->
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
-async def test_no_reason_items_block_money_back_after_completion(db: Database, kind: TicketKind) -> None:
+async def test_no_reason_items_block_money_back_after_completion(
+    db: Database, kind: TicketKind
+) -> None:
     variant_id = await _variant(db, no_reason=False)
     order_code = await _order(db, variant_id, status=S.COMPLETED, closed_at=T0 - timedelta(days=1))
     if kind in (K.REFUND, K.RETURN):
@@ -535,9 +580,19 @@ async def test_one_item_without_no_reason_blocks_the_whole_order(db: Database) -
     not_allowed = await _variant(db, no_reason=False)
     async with db.write() as s:
         order = await orders.place_order(
-            s, SHOP, CUSTOMER_ID, None, [(allowed, 1), (not_allowed, 1)], HOME, "", T0 - timedelta(days=2), TIMEOUT
+            s,
+            SHOP,
+            CUSTOMER_ID,
+            None,
+            [(allowed, 1), (not_allowed, 1)],
+            HOME,
+            "",
+            T0 - timedelta(days=2),
+            TIMEOUT,
         )
-        await orders.record_payment(s, order, "manual", "r-mixed", order.total_fen, STAFF, T0 - timedelta(days=2))
+        await orders.record_payment(
+            s, order, "manual", "r-mixed", order.total_fen, STAFF, T0 - timedelta(days=2)
+        )
         order.status = S.COMPLETED.value
         order.closed_at = T0 - timedelta(days=1)
         order_code = order.code
@@ -591,23 +646,43 @@ async def test_a_new_ticket_of_the_same_kind_after_a_terminal_one(
 async def test_open_writes_ticket_event_and_first_message(db: Database) -> None:
     order_code = await _order(db, status=S.DELIVERED, group=GROUP_ID)
     images = ["tickets/2026/a.jpg", "tickets/2026/图片b.png"]
-    code = await _open(db, order_code, K.RETURN, reason="  杯子有裂纹  ", images=images, group=GROUP_ID)
+    code = await _open(
+        db, order_code, K.RETURN, reason="  杯子有裂纹  ", images=images, group=GROUP_ID
+    )
     ticket = await _ticket(db, code)
     order = await _get_order(db, order_code)
     assert (ticket.shop_id, ticket.order_id, ticket.user_id, ticket.group_id) == (
-        SHOP, order.id, CUSTOMER_ID, GROUP_ID,
+        SHOP,
+        order.id,
+        CUSTOMER_ID,
+        GROUP_ID,
     )
-    assert (ticket.kind, ticket.status, ticket.reason, ticket.refund_fen) == ("return", "open", "杯子有裂纹", 0)
+    assert (ticket.kind, ticket.status, ticket.reason, ticket.refund_fen) == (
+        "return",
+        "open",
+        "杯子有裂纹",
+        0,
+    )
     assert ticket.created_at == ticket.updated_at == T0
-    assert ticket.approved_at is ticket.closed_at is ticket.reminded_at is ticket.escalated_at is None
+    assert (
+        ticket.approved_at is ticket.closed_at is ticket.reminded_at is ticket.escalated_at is None
+    )
 
     [event] = await _events(db, code)
     assert (event.from_status, event.to_status, event.action) == (None, "open", "opened")
-    assert (event.actor, event.actor_id, event.at, event.reason) == ("customer", CUSTOMER_ID, T0, "杯子有裂纹")
+    assert (event.actor, event.actor_id, event.at, event.reason) == (
+        "customer",
+        CUSTOMER_ID,
+        T0,
+        "杯子有裂纹",
+    )
 
     [message] = await _messages(db, code)
     assert (message.author, message.author_id, message.text, message.at) == (
-        "customer", CUSTOMER_ID, "杯子有裂纹", T0,
+        "customer",
+        CUSTOMER_ID,
+        "杯子有裂纹",
+        T0,
     )
     assert json.loads(message.images) == images
     assert aftersales.images_of(message) == images
@@ -635,7 +710,11 @@ async def test_open_needs_a_reason_of_bounded_length(db: Database) -> None:
     assert (caught.value.field, caught.value.reason) == ("ticket_text", "empty")
     with pytest.raises(InvalidValue) as caught:
         await _open(db, order_code, K.RETURN, reason="裂" * 501)
-    assert (caught.value.field, caught.value.reason, caught.value.limit) == ("ticket_text", "too_long", 500)
+    assert (caught.value.field, caught.value.reason, caught.value.limit) == (
+        "ticket_text",
+        "too_long",
+        500,
+    )
     assert await _count(db, Ticket) == 0
     assert await _count(db, TicketMessage) == 0
 
@@ -670,7 +749,10 @@ async def test_refund_without_amount_refunds_everything(db: Database) -> None:
 
     ticket = await _ticket(db, code)
     assert (ticket.status, ticket.refund_fen, ticket.approved_at, ticket.closed_at) == (
-        "refunded", 2 * PRICE, at, at,
+        "refunded",
+        2 * PRICE,
+        at,
+        at,
     )
     order = await _get_order(db, order_code)
     assert (order.status, order.refunded_fen, order.paid_fen) == ("refunded", 2 * PRICE, 2 * PRICE)
@@ -679,13 +761,20 @@ async def test_refund_without_amount_refunds_everything(db: Database) -> None:
     assert (refund.amount_fen, refund.by, refund.at) == (2 * PRICE, STAFF_ID, at)
     assert code in refund.reason
     last = (await _order_events(db, order_code))[-1]
-    assert (last.action, last.from_status, last.to_status, last.actor) == ("refunded", "paid", "refunded", "staff")
+    assert (last.action, last.from_status, last.to_status, last.actor) == (
+        "refunded",
+        "paid",
+        "refunded",
+        "staff",
+    )
     # Not shipped yet: the stock goes back on the shelf.
     async with db.read() as s:
         variant = await s.get(Variant, variant_id)
         assert variant is not None and variant.stock == 10 and variant.sold == 0
 
-    trail = [(e.from_status, e.to_status, e.action, e.actor, e.actor_id) for e in await _events(db, code)]
+    trail = [
+        (e.from_status, e.to_status, e.action, e.actor, e.actor_id) for e in await _events(db, code)
+    ]
     assert trail == [
         (None, "open", "opened", "customer", CUSTOMER_ID),
         ("open", "approved", "approved", "staff", STAFF_ID),
@@ -702,7 +791,11 @@ async def test_partial_refund_keeps_the_order_status(db: Database) -> None:
     assert (order.status, order.refunded_fen, order.closed_at) == ("shipped", 1500, None)
     assert [r.amount_fen for r in await _refunds(db, order_code)] == [1500]
     last = (await _order_events(db, order_code))[-1]
-    assert (last.action, last.from_status, last.to_status) == ("partial_refund", "shipped", "shipped")
+    assert (last.action, last.from_status, last.to_status) == (
+        "partial_refund",
+        "shipped",
+        "shipped",
+    )
 
 
 @pytest.mark.parametrize("amount", [PRICE + 1, 10 * PRICE])
@@ -776,7 +869,10 @@ async def test_return_flow_refunds_on_completion(db: Database) -> None:
     assert await _approve(db, code, 3000, now=approved_at) == (3000, False)
     ticket = await _ticket(db, code)
     assert (ticket.status, ticket.refund_fen, ticket.approved_at, ticket.closed_at) == (
-        "awaiting_return", 3000, approved_at, None,
+        "awaiting_return",
+        3000,
+        approved_at,
+        None,
     )
     assert await _refunds(db, order_code) == []
     assert (await _get_order(db, order_code)).refunded_fen == 0
@@ -785,7 +881,10 @@ async def test_return_flow_refunds_on_completion(db: Database) -> None:
     await _ship_back(db, code, now=shipped_at)
     ticket = await _ticket(db, code)
     assert (ticket.status, ticket.return_carrier, ticket.return_number, ticket.updated_at) == (
-        "return_shipped", "中通", "ZT123456789", shipped_at,
+        "return_shipped",
+        "中通",
+        "ZT123456789",
+        shipped_at,
     )
     assert await _refunds(db, order_code) == []
 
@@ -799,12 +898,22 @@ async def test_return_flow_refunds_on_completion(db: Database) -> None:
     order = await _get_order(db, order_code)
     assert (order.status, order.refunded_fen) == ("delivered", 3000)
 
-    trail = [(e.from_status, e.to_status, e.action, e.actor, e.actor_id, e.at) for e in await _events(db, code)]
+    trail = [
+        (e.from_status, e.to_status, e.action, e.actor, e.actor_id, e.at)
+        for e in await _events(db, code)
+    ]
     assert trail == [
         (None, "open", "opened", "customer", CUSTOMER_ID, T0),
         ("open", "approved", "approved", "staff", STAFF_ID, approved_at),
         ("approved", "awaiting_return", "awaiting_return", "staff", STAFF_ID, approved_at),
-        ("awaiting_return", "return_shipped", "return_shipped", "customer", CUSTOMER_ID, shipped_at),
+        (
+            "awaiting_return",
+            "return_shipped",
+            "return_shipped",
+            "customer",
+            CUSTOMER_ID,
+            shipped_at,
+        ),
         ("return_shipped", "refunded", "refunded", "staff", STAFF_ID, done_at),
     ]
     assert (await _events(db, code))[3].reason == "中通 ZT123456789"
@@ -873,7 +982,11 @@ async def test_exchange_flow_moves_no_money(db: Database) -> None:
     order = await _get_order(db, order_code)
     assert (order.status, order.refunded_fen) == ("completed", 0)
     assert [e.to_status for e in await _events(db, code)] == [
-        "open", "approved", "awaiting_return", "return_shipped", "closed",
+        "open",
+        "approved",
+        "awaiting_return",
+        "return_shipped",
+        "closed",
     ]
 
 
@@ -891,7 +1004,9 @@ async def test_complaint_flow(db: Database) -> None:
     assert (await _ticket(db, code)).status == "closed"
     assert await _refunds(db, order_code) == []
     assert [(e.from_status, e.to_status) for e in await _events(db, code)] == [
-        (None, "open"), ("open", "approved"), ("approved", "closed"),
+        (None, "open"),
+        ("open", "approved"),
+        ("approved", "closed"),
     ]
 
 
@@ -922,15 +1037,31 @@ async def test_reject_and_withdraw_record_who_and_why(db: Database) -> None:
     ticket = await _ticket(db, rejected)
     assert (ticket.status, ticket.closed_at) == ("rejected", at)
     event = (await _events(db, rejected))[-1]
-    assert (event.actor, event.actor_id, event.from_status, event.to_status, event.action, event.reason) == (
-        "owner", OWNER_ID, "open", "rejected", "rejected", "超过无理由期限",
+    assert (
+        event.actor,
+        event.actor_id,
+        event.from_status,
+        event.to_status,
+        event.action,
+        event.reason,
+    ) == (
+        "owner",
+        OWNER_ID,
+        "open",
+        "rejected",
+        "rejected",
+        "超过无理由期限",
     )
 
     withdrawn = await _open(db, order_code, K.COMPLAINT)
     await _withdraw(db, withdrawn, now=at)
     event = (await _events(db, withdrawn))[-1]
     assert (event.actor, event.actor_id, event.from_status, event.to_status, event.action) == (
-        "customer", CUSTOMER_ID, "open", "withdrawn", "withdrawn",
+        "customer",
+        CUSTOMER_ID,
+        "open",
+        "withdrawn",
+        "withdrawn",
     )
     assert (await _ticket(db, withdrawn)).closed_at == at
 
@@ -951,7 +1082,9 @@ async def test_get_ticket_is_case_insensitive_and_private(db: Database) -> None:
             await aftersales.get_ticket(s, SHOP, code.lower(), customer_id=OTHER_CUSTOMER_ID)
         unknown_code = "ZZZZZZZZZZ" if code != "ZZZZZZZZZZ" else "YYYYYYYYYY"
         with pytest.raises(TicketNotFound) as unknown:
-            await aftersales.get_ticket(s, SHOP, unknown_code.lower(), customer_id=OTHER_CUSTOMER_ID)
+            await aftersales.get_ticket(
+                s, SHOP, unknown_code.lower(), customer_id=OTHER_CUSTOMER_ID
+            )
     # Same error type and shape: only the (normalised) code the user typed differs.
     assert other.value == TicketNotFound(code)
     assert unknown.value == TicketNotFound(unknown_code)
@@ -963,7 +1096,9 @@ async def test_staff_see_every_customers_ticket(db: Database) -> None:
     other_order = await _order(db, status=S.DELIVERED, user=OTHER_CUSTOMER_ID)
     code = await _open(db, other_order, K.COMPLAINT, actor=OTHER)
     async with db.read() as s:
-        assert (await aftersales.get_ticket(s, SHOP, code, customer_id=None)).user_id == OTHER_CUSTOMER_ID
+        assert (
+            await aftersales.get_ticket(s, SHOP, code, customer_id=None)
+        ).user_id == OTHER_CUSTOMER_ID
         with pytest.raises(TicketNotFound):
             await aftersales.get_ticket(s, SHOP, code, customer_id=CUSTOMER_ID)
 
@@ -991,7 +1126,9 @@ async def test_list_tickets_for_customers_and_staff(db: Database) -> None:
 
     # Customers: their own, newest first, whatever the status.
     assert [(t.code, o) for t, o in mine] == [
-        (newest, order_codes[2]), (middle, order_codes[1]), (oldest, order_codes[0]),
+        (newest, order_codes[2]),
+        (middle, order_codes[1]),
+        (oldest, order_codes[0]),
     ]
     assert [t.code for t, _ in theirs] == [others]
     # Staff: everything not finished first, oldest first; finished ones after.
@@ -1012,7 +1149,9 @@ async def test_add_message_needs_text_or_images(db: Database) -> None:
         ticket = await aftersales.get_ticket(s, SHOP, code)
         text_only = await aftersales.add_message(s, ticket, STAFF, "  请拍一下底部  ", [], at)
         image_only = await aftersales.add_message(s, ticket, CUSTOMER, "", ["tickets/b.jpg"], at)
-        both = await aftersales.add_message(s, ticket, CUSTOMER, "底部", ["tickets/c.jpg", "tickets/d.jpg"], at)
+        both = await aftersales.add_message(
+            s, ticket, CUSTOMER, "底部", ["tickets/c.jpg", "tickets/d.jpg"], at
+        )
         longest = await aftersales.add_message(s, ticket, CUSTOMER, "长" * 500, [], at)
         for empty in ("", "   \n"):
             with pytest.raises(InvalidValue) as caught:
@@ -1021,8 +1160,16 @@ async def test_add_message_needs_text_or_images(db: Database) -> None:
         for images in ([], ["tickets/e.jpg"]):
             with pytest.raises(InvalidValue) as caught:
                 await aftersales.add_message(s, ticket, CUSTOMER, "长" * 501, images, at)
-            assert (caught.value.field, caught.value.reason, caught.value.limit) == ("ticket_text", "too_long", 500)
-    assert (text_only.text, text_only.author, text_only.author_id) == ("请拍一下底部", "staff", STAFF_ID)
+            assert (caught.value.field, caught.value.reason, caught.value.limit) == (
+                "ticket_text",
+                "too_long",
+                500,
+            )
+    assert (text_only.text, text_only.author, text_only.author_id) == (
+        "请拍一下底部",
+        "staff",
+        STAFF_ID,
+    )
     assert (image_only.text, aftersales.images_of(image_only)) == ("", ["tickets/b.jpg"])
     assert aftersales.images_of(both) == ["tickets/c.jpg", "tickets/d.jpg"]
     assert longest.text == "长" * 500
@@ -1036,7 +1183,9 @@ async def test_add_message_needs_text_or_images(db: Database) -> None:
 
 
 @pytest.mark.parametrize("status", [T.REFUNDED, T.REJECTED, T.WITHDRAWN, T.CLOSED])
-async def test_customer_cannot_write_on_an_ended_ticket_staff_can(db: Database, status: TicketStatus) -> None:
+async def test_customer_cannot_write_on_an_ended_ticket_staff_can(
+    db: Database, status: TicketStatus
+) -> None:
     kind = K.COMPLAINT if status is T.CLOSED else K.REFUND
     code, _ = await _ticket_in(db, status, kind)
     at = T0 + timedelta(hours=5)
@@ -1051,11 +1200,18 @@ async def test_customer_cannot_write_on_an_ended_ticket_staff_can(db: Database, 
 
 
 async def test_customer_can_write_on_every_unended_ticket(db: Database) -> None:
-    for status, kind in [(T.OPEN, K.REFUND), (T.APPROVED, K.COMPLAINT), (T.AWAITING_RETURN, K.RETURN), (T.RETURN_SHIPPED, K.EXCHANGE)]:
+    for status, kind in [
+        (T.OPEN, K.REFUND),
+        (T.APPROVED, K.COMPLAINT),
+        (T.AWAITING_RETURN, K.RETURN),
+        (T.RETURN_SHIPPED, K.EXCHANGE),
+    ]:
         code, _ = await _ticket_in(db, status, kind)
         async with db.write() as s:
             ticket = await aftersales.get_ticket(s, SHOP, code)
-            await aftersales.add_message(s, ticket, CUSTOMER, "补充一下", [], T0 + timedelta(hours=5))
+            await aftersales.add_message(
+                s, ticket, CUSTOMER, "补充一下", [], T0 + timedelta(hours=5)
+            )
         assert [m.text for m in await _messages(db, code)][-1] == "补充一下"
 
 
@@ -1173,7 +1329,9 @@ async def test_catching_up_reminds_and_escalates_in_one_run(db: Database) -> Non
     assert (report.reminded, report.escalated) == ([code], [code])
     rows = await _outbox(db)
     assert sorted((r.target_id, r.dedupe_key.split(":")[2]) for r in rows) == [
-        (OWNER_ID, "escalate"), (OWNER_ID, "remind"), (STAFF_ID, "remind"),
+        (OWNER_ID, "escalate"),
+        (OWNER_ID, "remind"),
+        (STAFF_ID, "remind"),
     ]
     assert await _clock(db, T0 + timedelta(days=6)) == aftersales.TicketClockReport()
     assert len(await _outbox(db)) == 3
@@ -1198,19 +1356,26 @@ async def test_tickets_decided_before_the_clock_are_left_alone(db: Database) -> 
     for c in codes:
         after = await _ticket(db, c)
         assert (after.status, after.reminded_at, after.escalated_at, after.updated_at) == (
-            before[c].status, None, None, before[c].updated_at,
+            before[c].status,
+            None,
+            None,
+            before[c].updated_at,
         )
 
 
 @pytest.mark.parametrize("kind", [K.RETURN, K.EXCHANGE])
-async def test_unshipped_approved_return_closes_after_seven_days(db: Database, kind: TicketKind) -> None:
+async def test_unshipped_approved_return_closes_after_seven_days(
+    db: Database, kind: TicketKind
+) -> None:
     await _with_staff(db)
     order_code = await _order(db, status=S.DELIVERED)
     code = await _open(db, order_code, kind, now=T0)
     approved_at = T0 + timedelta(hours=2)
     await _approve(db, code, now=approved_at)
 
-    assert (await _clock(db, approved_at + timedelta(days=7) - timedelta(seconds=1))).expired_returns == []
+    assert (
+        await _clock(db, approved_at + timedelta(days=7) - timedelta(seconds=1))
+    ).expired_returns == []
     assert (await _ticket(db, code)).status == "awaiting_return"
 
     at = approved_at + timedelta(days=7)
@@ -1219,8 +1384,20 @@ async def test_unshipped_approved_return_closes_after_seven_days(db: Database, k
     ticket = await _ticket(db, code)
     assert (ticket.status, ticket.closed_at) == ("closed", at)
     event = (await _events(db, code))[-1]
-    assert (event.actor, event.actor_id, event.from_status, event.to_status, event.action, event.at) == (
-        "system", None, "awaiting_return", "closed", "return_expired", at,
+    assert (
+        event.actor,
+        event.actor_id,
+        event.from_status,
+        event.to_status,
+        event.action,
+        event.at,
+    ) == (
+        "system",
+        None,
+        "awaiting_return",
+        "closed",
+        "return_expired",
+        at,
     )
     notices = [r for r in await _outbox(db) if r.dedupe_key == f"ticket:{code}:return_expired"]
     assert len(notices) == 1
@@ -1246,7 +1423,11 @@ async def test_group_ticket_expiry_notice_goes_to_the_group_with_an_at(db: Datab
     report = await _clock(db, T0 + timedelta(days=8))
     assert report.expired_returns == [code]
     [row] = await _outbox(db)
-    assert (row.target_type, row.target_id, row.dedupe_key) == ("group", GROUP_ID, f"ticket:{code}:return_expired")
+    assert (row.target_type, row.target_id, row.dedupe_key) == (
+        "group",
+        GROUP_ID,
+        f"ticket:{code}:return_expired",
+    )
     segments = _segments(row)
     assert segments[0] == {"type": "at", "data": {"qq": str(CUSTOMER_ID)}}
     assert segments[1]["type"] == "text" and segments[1]["data"]["text"].startswith(" ")
@@ -1270,6 +1451,10 @@ async def test_at_most_five_images_per_ticket_or_message(db: Database) -> None:
         ticket = await aftersales.get_ticket(s, SHOP, code)
         with pytest.raises(InvalidValue) as caught:
             await aftersales.add_message(s, ticket, CUSTOMER, "六张", six, T0)
-        assert (caught.value.field, caught.value.reason, caught.value.limit) == ("ticket_images", "too_large", 5)
+        assert (caught.value.field, caught.value.reason, caught.value.limit) == (
+            "ticket_images",
+            "too_large",
+            5,
+        )
         await aftersales.add_message(s, ticket, CUSTOMER, "五张", six[:5], T0)
     assert [m.text for m in await _messages(db, code)][-1] == "五张"

@@ -87,7 +87,9 @@ async def test_two_processes_racing_never_both_hold(db: Database, tmp_path: Path
             first = await asyncio.gather(take(db, "a", now, name), take(other, "b", now, name))
             assert sorted(first) == [False, True]
             expired = now + LENGTH
-            second = await asyncio.gather(take(db, "c", expired, name), take(other, "d", expired, name))
+            second = await asyncio.gather(
+                take(db, "c", expired, name), take(other, "d", expired, name)
+            )
             assert sorted(second) == [False, True]
             winner = "c" if second[0] else "d"
             assert await holder_at(db, expired, name) == winner
@@ -116,7 +118,10 @@ async def test_a_dead_holder_on_this_host_is_replaced_at_once(db: Database) -> N
     dead_pid = child.pid
     dead = f"{host}:{ns}:{dead_pid}:dead0001"
     now = utcnow()
-    for gone in (dead, f"{host}:{ns}:{os.getpid()}:earlier1"):  # a dead pid; our own pid in an earlier life
+    for gone in (
+        dead,
+        f"{host}:{ns}:{os.getpid()}:earlier1",
+    ):  # a dead pid; our own pid in an earlier life
         assert await take(db, gone, now, gone)
         assert leases.holder_is_gone(gone, me)
         assert await take(db, me, now, gone)

@@ -767,7 +767,12 @@ async def test_late_payment_revives_an_expired_order(db: Database) -> None:
     assert (await _stock(db, first), await _stock(db, second)) == (3, 3)
     assert ((await _variant_row(db, first)).sold, (await _variant_row(db, second)).sold) == (2, 1)
     event = (await _events(db, order.code))[-1]
-    assert (event.action, event.actor_id, event.from_status, event.to_status) == ("paid_late", STAFF_ID, "cancelled", "paid")
+    assert (event.action, event.actor_id, event.from_status, event.to_status) == (
+        "paid_late",
+        STAFF_ID,
+        "cancelled",
+        "paid",
+    )
     assert "订单恢复" in event.detail
     # Idempotent like any payment; a second reference finds it paid.
     assert await _pay(db, order.code, "WX-late") is False
@@ -784,10 +789,17 @@ async def test_late_payment_when_the_stock_is_gone_changes_nothing(db: Database)
     await _place(db, [(second, 2)], user=OTHER_CUSTOMER_ID)  # someone bought meanwhile
     with pytest.raises(LatePaymentStockGone) as caught:
         await _pay(db, order.code, "WX-late")
-    assert (caught.value.code, caught.value.name, caught.value.available) == (order.code, "咖啡豆（500g）", 2)
+    assert (caught.value.code, caught.value.name, caught.value.available) == (
+        order.code,
+        "咖啡豆（500g）",
+        2,
+    )
     stored = await _order(db, order.code)
     assert (stored.status, stored.paid_fen) == ("cancelled", 0)
-    assert (await _stock(db, first), await _stock(db, second)) == (5, 2)  # the first line's units went back
+    assert (await _stock(db, first), await _stock(db, second)) == (
+        5,
+        2,
+    )  # the first line's units went back
     assert await _count(db, Payment) == 0
     # Restocked, the same payment goes through.
     async with db.write() as s:

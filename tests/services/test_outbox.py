@@ -320,10 +320,17 @@ async def test_announce_queues_one_plain_text_row_per_enabled_group(db: Database
     async with db.write() as session:
         assert await notices.announce(session, DEFAULT_SHOP_ID, "小店", f"  {text}  ", now) == 2
         with pytest.raises(InvalidValue) as caught:
-            await notices.announce(session, DEFAULT_SHOP_ID, "小店", "好" * (MAX_ANNOUNCEMENT + 1), now)
+            await notices.announce(
+                session, DEFAULT_SHOP_ID, "小店", "好" * (MAX_ANNOUNCEMENT + 1), now
+            )
         assert (caught.value.reason, caught.value.limit) == ("too_long", MAX_ANNOUNCEMENT)
     async with db.read() as session:
-        rows = (await session.execute(select(OutboxMessage).order_by(OutboxMessage.target_id))).scalars().all()
+        rows = (
+            (await session.execute(select(OutboxMessage).order_by(OutboxMessage.target_id)))
+            .scalars()
+            .all()
+        )
     assert [(r.target_type, r.target_id, json.loads(r.segments)) for r in rows] == [
-        ("group", group_id, [{"type": "text", "data": {"text": f"【小店 公告】{text}"}}]) for group_id in (700001, 700002)
+        ("group", group_id, [{"type": "text", "data": {"text": f"【小店 公告】{text}"}}])
+        for group_id in (700001, 700002)
     ]

@@ -715,11 +715,15 @@ async def test_auto_confirm_leaves_orders_the_customer_already_completed(db: Dat
 
 
 @pytest.mark.parametrize("state", sorted(s.value for s in NOT_ARRIVING))
-async def test_auto_confirm_never_completes_a_parcel_on_its_way_back(db: Database, state: str) -> None:
+async def test_auto_confirm_never_completes_a_parcel_on_its_way_back(
+    db: Database, state: str
+) -> None:
     back = await _shipped(db, now=NOW - AFTER_SHIPPING - timedelta(days=5))
     arriving = await _shipped(db, now=NOW - AFTER_SHIPPING)
     async with db.write() as s:
-        shipment = (await s.execute(select(Shipment).join(ShopOrder).where(ShopOrder.code == back))).scalar_one()
+        shipment = (
+            await s.execute(select(Shipment).join(ShopOrder).where(ShopOrder.code == back))
+        ).scalar_one()
         shipment.state = state
     assert await shipping.auto_confirm_due(db, NOW, AFTER_DELIVERY, AFTER_SHIPPING) == [arriving]
     assert (await _order(db, back)).status == S.SHIPPED.value

@@ -416,7 +416,9 @@ def test_make_provider() -> None:
     assert unknown.value.code == "config"
 
 
-async def test_queries_share_one_client_that_survives_errors_and_closing(fake: FakeKuaidi100) -> None:
+async def test_queries_share_one_client_that_survives_errors_and_closing(
+    fake: FakeKuaidi100,
+) -> None:
     """Building an httpx client per query cost ~30 ms of CPU each (bench/tracking_sweep.py):
     the provider keeps one, and neither a timeout nor aclose() leaves it unusable."""
     provider = Kuaidi100Provider(CUSTOMER, KEY, fake.url, timeout=0.5)
