@@ -164,7 +164,11 @@ class PrivateReplies:
 
 
 async def ask(
-    sim: Any, replies: PrivateReplies, user_id: int, text: str, timeout: float = 30.0  # noqa: ASYNC109
+    sim: Any,
+    replies: PrivateReplies,
+    user_id: int,
+    text: str,
+    timeout: float = 30.0,  # noqa: ASYNC109
 ) -> tuple[Any, float]:
     """Send `text` privately as `user_id`; return (reply, latency ms send → reply received)."""
     import asyncio

@@ -29,7 +29,10 @@ async def log_says(bot: BotProcess, text: str, timeout: float = 30.0) -> None:  
 
 
 async def sent_by_either(
-    sims: tuple[Any, ...], customer: int, fragment: str, timeout: float = 20.0  # noqa: ASYNC109
+    sims: tuple[Any, ...],
+    customer: int,
+    fragment: str,
+    timeout: float = 20.0,  # noqa: ASYNC109
 ) -> Any:
     """A notice may go out through either process's QQ account: whichever claims it first."""
     async with asyncio.timeout(timeout):
