@@ -1,6 +1,6 @@
 """Tables, the async engine and sessions, and migrations."""
 
-from .db import Database, get_database, set_database
+from .db import Database
 from .tables import DEFAULT_SHOP_ID, Category, Item, Shop, ShopGroup, Staff, Variant
 
 __all__ = [
@@ -12,6 +12,4 @@ __all__ = [
     "ShopGroup",
     "Staff",
     "Variant",
-    "get_database",
-    "set_database",
 ]

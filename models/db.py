@@ -24,6 +24,12 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_NOTICES_QUEUED = "notices_queued"
+
+
+def mark_notices_queued(session: AsyncSession) -> None:
+    """Called by the outbox when it adds a row in this session's transaction."""
+    session.info[_NOTICES_QUEUED] = True
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -52,6 +58,9 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # Set after a write transaction that queued notices has committed: the outbox
+        # dispatcher waits on it, so no door has to remember to wake it.
+        self.notices_committed = asyncio.Event()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -61,13 +70,22 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
+        """One transaction: committed when the block ends, rolled back if it raises.
+        Committing one that queued notices (`mark_notices_queued`) wakes the outbox."""
         if self._write_lock is None:
-            async with self._sessions() as session, session.begin():
-                yield session
+            async with self._sessions() as session:
+                async with session.begin():
+                    yield session
+                self._after_commit(session)
             return
-        async with self._write_lock, self._sessions() as session, session.begin():
-            yield session
+        async with self._write_lock, self._sessions() as session:
+            async with session.begin():
+                yield session
+            self._after_commit(session)
+
+    def _after_commit(self, session: AsyncSession) -> None:
+        if session.info.pop(_NOTICES_QUEUED, False):
+            self.notices_committed.set()
 
     async def migrate(self) -> None:
         """Create the database or bring it to the newest schema."""
@@ -77,17 +95,3 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-_database: Database | None = None
-
-
-def set_database(database: Database | None) -> None:
-    global _database
-    _database = database
-
-
-def get_database() -> Database:
-    if _database is None:
-        raise RuntimeError("database not initialised; the shop plugin sets it on start-up")
-    return _database

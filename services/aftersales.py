@@ -504,7 +504,7 @@ async def run_ticket_clocks(
                 for owner in sorted(owners):
                     await outbox.enqueue(
                         session,
-                        outbox.Target("private", owner),
+                        outbox.Target.private(owner),
                         [outbox.text(escalation_text(ticket))],
                         f"ticket:{ticket.code}:escalate:{owner}",
                         now,

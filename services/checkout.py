@@ -203,9 +203,9 @@ async def confirm(
 
 async def live_drafts(
     session: AsyncSession, now: datetime
-) -> dict[tuple[str, int], tuple[datetime, bool]]:
-    """(chat key, user) → (expires at, awaiting an address) of every unexpired draft: what
-    the router's in-memory index is rebuilt from."""
+) -> dict[tuple[int | None, int], tuple[datetime, bool]]:
+    """(group or None, user) → (expires at, awaiting an address) of every unexpired draft:
+    what the in-memory draft index is rebuilt from."""
     rows = await session.execute(
         select(
             CheckoutDraft.chat_key,
@@ -215,12 +215,10 @@ async def live_drafts(
         )
     )
     return {
-        (key, user): (expires, awaiting) for key, user, expires, awaiting in rows if expires > now
+        (int(key[2:]) if key.startswith("g:") else None, user): (expires, awaiting)
+        for key, user, expires, awaiting in rows
+        if expires > now
     }
-
-
-async def live_keys(session: AsyncSession, now: datetime) -> dict[tuple[str, int], datetime]:
-    return {key: expires for key, (expires, _) in (await live_drafts(session, now)).items()}
 
 
 async def purge_expired(session: AsyncSession, now: datetime) -> int:

@@ -19,7 +19,7 @@ from .privacy import mask_phones_in
 
 def chat_target(user_id: int, group_id: int | None) -> Target:
     """Where a customer hears about an order or ticket: the chat it came from."""
-    return Target("group", group_id) if group_id else Target("private", user_id)
+    return Target.group(group_id) if group_id else Target.private(user_id)
 
 
 def chat_segments(user_id: int, group_id: int | None, body: str) -> list[Segment]:
@@ -52,7 +52,7 @@ async def to_staff(
     """Privately to every owner and staff member, once per key and person."""
     for user_id in sorted(owners | await staff.staff_ids(session, shop_id)):
         await outbox.enqueue(
-            session, Target("private", user_id), [outbox.text(body)], f"{key}:staff:{user_id}", now
+            session, Target.private(user_id), [outbox.text(body)], f"{key}:staff:{user_id}", now
         )
 
 
@@ -129,7 +129,7 @@ async def announce(
     for group_id in targets:
         await outbox.enqueue(
             session,
-            Target("group", group_id),
+            Target.group(group_id),
             [outbox.text(body)],
             f"announce:{now.timestamp()}:{group_id}",
             now,

@@ -27,6 +27,7 @@ from models.tables import (
 )
 
 from . import order_rules
+from .actors import Actor
 from .addresses import AddressSnapshot
 from .catalog import VariantRef, line_name
 from .codes import new_code, normalise_code
@@ -57,16 +58,6 @@ from .order_rules import REFUNDABLE, REVIVABLE_CANCELLATION, Change, Mode
 
 S = OrderStatus
 _VARIANT = Variant.__table__.c  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class Actor:
-    kind: str  # customer | staff | owner | system
-    user_id: int | None = None
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls("system")
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,14 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.db import mark_notices_queued
 from models.tables import OutboxMessage
 
 MAX_ATTEMPTS = 8
@@ -41,10 +43,26 @@ def image_file(path: str) -> Segment:
     return {"type": "image", "data": {"data_path": path}}
 
 
+class TargetKind(StrEnum):
+    PRIVATE = "private"
+    GROUP = "group"
+
+
 @dataclass(frozen=True)
 class Target:
-    kind: str  # private | group
+    kind: TargetKind
     id: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", TargetKind(self.kind))
+
+    @classmethod
+    def private(cls, user_id: int) -> Target:
+        return cls(TargetKind.PRIVATE, user_id)
+
+    @classmethod
+    def group(cls, group_id: int) -> Target:
+        return cls(TargetKind.GROUP, group_id)
 
 
 async def enqueue(
@@ -71,7 +89,10 @@ async def enqueue(
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
     )
     result = await session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    added = bool(result.rowcount)  # type: ignore[attr-defined]
+    if added:
+        mark_notices_queued(session)
+    return added
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[OutboxMessage]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.orders import Actor
+from services.actors import Actor, Caller
+from services.context import ShopContext
 from services.staff import Role
 
 from .args import ArgReader
 from .registry import Command
 from .runtime import ShopRuntime
-
-_ACTOR_KINDS = {Role.CUSTOMER: "customer", Role.STAFF: "staff", Role.OWNER: "owner"}
 
 
 @dataclass
@@ -34,6 +33,16 @@ class CommandContext:
     image_urls: list[str] = field(default_factory=list)
 
     @property
+    def shop(self) -> ShopContext:
+        """What the use cases take."""
+        return self.runtime.shop
+
+    @property
+    def caller(self) -> Caller:
+        """Who is asking and where, as the use cases take it."""
+        return Caller(self.user_id, self.group_id, self.role)
+
+    @property
     def in_group(self) -> bool:
         return self.group_id is not None
 
@@ -47,14 +56,12 @@ class CommandContext:
 
     @property
     def own_only(self) -> int | None:
-        """The `customer_id` filter for reading orders and tickets: customers only ever
-        see their own; staff see all."""
-        return None if self.is_staff else self.user_id
+        return self.caller.own_only
 
     @property
     def actor(self) -> Actor:
         """Who is acting, as order and ticket events record it."""
-        return Actor(_ACTOR_KINDS[self.role], self.user_id)
+        return self.caller.actor
 
     def usage_line(self) -> str:
         return usage_line(self.command, self.runtime.prefixes)

@@ -4,7 +4,6 @@ Kept free of matcher state so the router stays a few lines and this logic is tes
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from nonebot import logger
@@ -15,15 +14,14 @@ from nonebot.adapters.onebot.v11 import (
     MessageSegment,
 )
 
-from services.checkout import chat_key
 from services.errors import ShopError
 from services.staff import Role
 
 from .args import ArgReader, UsageError
 from .context import CommandContext, Reply, display_prefix, usage_line
 from .errors import render_error, shows_usage
-from .registry import Command, Scope, registry
-from .runtime import ShopRuntime
+from .registry import Command, DialogueMessage, Scope, registry
+from .runtime import FloodVerdict, ShopRuntime
 
 NO_PERMISSION = "无权限：这是店主/店员命令。发 /帮助 查看你可用的命令。"
 GROUP_ONLY = "这个命令要在群里发送。"
@@ -79,62 +77,34 @@ def text_with_mentions(event: MessageEvent) -> str:
     return "".join(parts)
 
 
-# Deliberately not "yes"/"no"/"ok": in a busy group those are ordinary chatter.
-CONFIRM_WORDS = frozenset({"确认", "确定", "confirm"})
-DISCARD_WORDS = frozenset({"取消", "放弃", "discard"})
-# A line is taken as the address the summary asked for only if it looks like one (a phone
-# number, or three words with digits in them, e.g. a mistyped phone); other chatter in
-# the private chat is left alone.
-_PHONE_LIKE = re.compile(r"(?:\+?86)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")
-
-
-def looks_like_address(text: str) -> bool:
-    return bool(_PHONE_LIKE.search(text)) or (
-        len(text.split()) >= 3 and any(ch.isdigit() for ch in text)
-    )
-
-
 def _dialogue(
     runtime: ShopRuntime, event: MessageEvent, text: str, in_group: bool
 ) -> Invocation | None:
-    """A reply inside a pending order summary: 确认, 取消, or (private, when the summary
-    asked for one) an address line. Looked up before the command table."""
-    group_id = event.group_id if in_group else None  # type: ignore[attr-defined]
-    pending = runtime.drafts.get(chat_key(group_id), event.user_id)
-    if pending is None:
+    """A reply inside a pending dialogue (an order summary's 确认, …), as the area
+    plugins' probes recognise it. Looked up before the command table."""
+    if not registry.probes:
         return None
     word = text.strip()
     for prefix in runtime.prefixes:
         if prefix and word.startswith(prefix):
             word = word[len(prefix) :].strip()
             break
-    lowered = word.lower()
-    if lowered in CONFIRM_WORDS:
-        name = "confirm"
-    elif lowered in DISCARD_WORDS:
-        name = "discard"
-    elif (
-        pending.awaiting_address
-        and not in_group
-        and looks_like_address(word)
-        and registry.lookup(word.split()[0]) is None
-    ):
-        name = "address"
-    else:
+    group_id = event.group_id if in_group else None  # type: ignore[attr-defined]
+    command = registry.dialogue_for(DialogueMessage(runtime, event.user_id, group_id, word))
+    if command is None:
         return None
-    return Invocation(word, word, registry.dialogues.get(name))
+    return Invocation(word, word, command)
 
 
 async def recognise(runtime: ShopRuntime, event: MessageEvent, self_id: str) -> Invocation | None:
     """The router's rule: cheap for ordinary chatter (no DB, no await before the table)."""
     text = event.get_plaintext()
     in_group = isinstance(event, GroupMessageEvent)
-    if runtime.drafts:
-        reply = _dialogue(runtime, event, text, in_group)
-        if reply is not None and reply.command is not None:
-            if in_group and not await runtime.access.group_enabled(event.group_id):  # type: ignore[attr-defined]
-                return None
-            return reply if runtime.recent.first_time(self_id, event.message_id) else None
+    reply = _dialogue(runtime, event, text, in_group)
+    if reply is not None:
+        if in_group and not await runtime.access.group_enabled(event.group_id):  # type: ignore[attr-defined]
+            return None
+        return reply if runtime.recent.first_time(self_id, event.message_id) else None
     split = split_command(text, in_group, runtime.prefixes)
     if split is None:
         return None
@@ -189,9 +159,9 @@ async def execute(
     # Staff setting up the catalog type fast; the guard is for customers.
     if role < Role.STAFF:
         verdict = runtime.flood.check(user_id)
-        if verdict == "drop":
+        if verdict is FloodVerdict.DROP:
             return None
-        if verdict == "warn":
+        if verdict is FloodVerdict.WARN:
             return Reply(TOO_FAST)
     command = invocation.command
     if command is None:

@@ -13,8 +13,28 @@ from services.staff import Role
 
 if TYPE_CHECKING:
     from .context import CommandContext, Reply
+    from .runtime import ShopRuntime
 
 Handler = Callable[["CommandContext"], Awaitable["Reply"]]
+
+
+@dataclass(frozen=True)
+class DialogueMessage:
+    """A message as a dialogue probe sees it: the text with any command prefix taken off."""
+
+    runtime: ShopRuntime
+    user_id: int
+    group_id: int | None
+    text: str
+
+    @property
+    def in_group(self) -> bool:
+        return self.group_id is not None
+
+
+# Answers which of its dialogues (by name) a message continues, or None. Called on every
+# message before the command table, so it must be cheap (no database, no await).
+DialogueProbe = Callable[[DialogueMessage], str | None]
 
 
 class Scope(Enum):
@@ -48,8 +68,10 @@ class Registry:
     def __init__(self) -> None:
         self._by_word: dict[str, Command] = {}
         self.commands: list[Command] = []
-        # Replies inside a pending dialogue (确认 / 取消 / an address line), by name.
+        # Replies inside a pending dialogue (确认 / 取消 / an address line), by name, and
+        # the probes that tell whether a message is one.
         self.dialogues: dict[str, Command] = {}
+        self.probes: list[DialogueProbe] = []
 
     def add_dialogue(self, name: str, command: Command) -> None:
         if name in self.dialogues:
@@ -66,6 +88,16 @@ class Registry:
         for word in command.words:
             self._by_word[word.lower()] = command
         self.commands.append(command)
+
+    def add_probe(self, probe: DialogueProbe) -> None:
+        self.probes.append(probe)
+
+    def dialogue_for(self, message: DialogueMessage) -> Command | None:
+        for probe in self.probes:
+            name = probe(message)
+            if name is not None:
+                return self.dialogues.get(name)
+        return None
 
     def lookup(self, word: str) -> Command | None:
         return self._by_word.get(word.lower())
@@ -134,3 +166,10 @@ def dialogue(name: str, *, area: str, usage: str, example: str) -> Callable[[Han
         return handler
 
     return decorate
+
+
+def dialogue_probe(probe: DialogueProbe) -> DialogueProbe:
+    """Registers a function that tells whether a message continues one of an area's
+    dialogues (see DialogueProbe); the router asks every probe before the command table."""
+    registry.add_probe(probe)
+    return probe

@@ -47,7 +47,7 @@ def _windows(ctx: CommandContext) -> Windows:
 async def _images(ctx: CommandContext) -> list[str]:
     """Evidence images are downloaded now: QQ image URLs expire within hours."""
     aftersales.check_image_count(len(ctx.image_urls))
-    return [await download_image(url, ctx.runtime.data_dir) for url in ctx.image_urls]
+    return [await download_image(url, ctx.shop.data_dir) for url in ctx.image_urls]
 
 
 @command(
@@ -85,7 +85,7 @@ async def aftersale(ctx: CommandContext) -> Reply:
             "opened",
             now,
         )
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.opened(ticket, order.code, len(images)))
 
 
@@ -132,7 +132,7 @@ async def customer_message(ctx: CommandContext) -> Reply:
             f"message:{message.id}",
             now,
         )
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.message_added(ticket, staff=False))
 
 
@@ -161,7 +161,7 @@ async def return_parcel(ctx: CommandContext) -> Reply:
             "return_shipped",
             now,
         )
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.return_recorded(ticket))
 
 
@@ -226,7 +226,7 @@ async def staff_reply(ctx: CommandContext) -> Reply:
             f"message:{message.id}",
             now,
         )
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.message_added(ticket, staff=True))
 
 
@@ -250,7 +250,7 @@ async def approve(ctx: CommandContext) -> Reply:
         await aftersales.notify_customer(
             session, ticket, render.customer_approved(ticket, refund, refunded), "approved", now
         )
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.approved(ticket, refund, refunded))
 
 
@@ -273,7 +273,7 @@ async def reject(ctx: CommandContext) -> Reply:
         await aftersales.notify_customer(
             session, ticket, render.customer_rejected(ticket, reason), "rejected", now
         )
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.rejected(ticket))
 
 
@@ -296,5 +296,5 @@ async def complete(ctx: CommandContext) -> Reply:
         await aftersales.notify_customer(
             session, ticket, render.customer_completed(ticket, amount, refunded), "completed", now
         )
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.completed(ticket, amount, refunded))

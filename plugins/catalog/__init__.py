@@ -87,7 +87,7 @@ async def item_detail(ctx: CommandContext) -> Reply:
         )
         rating = await reviews.item_rating(session, item_id)
     image = (
-        load_image(detail.item.image_path, ctx.runtime.data_dir) if detail.item.image_path else None
+        load_image(detail.item.image_path, ctx.shop.data_dir) if detail.item.image_path else None
     )
     return Reply(
         render.item_detail(

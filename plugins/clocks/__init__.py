@@ -22,10 +22,11 @@ from nonebot.plugin import PluginMetadata
 
 from config import load_settings
 from models.types import utcnow
-from plugins._common.runtime import ShopRuntime, before_close, current_runtime, reload_drafts
+from plugins._common.runtime import ShopRuntime, before_close, current_runtime
 from services import aftersales, checkout, leases, outbox, shipping
 from services.aftersales import TicketClockSettings
 from services.clock import OrderClockSettings, run_order_clocks
+from services.context import reload_drafts
 from services.media import load_image
 from services.tracking import ManualProvider, TrackingConfigError, TrackingProvider, make_provider
 
@@ -87,7 +88,7 @@ async def _order_clocks(runtime: ShopRuntime, now: datetime) -> None:
         logger.info(
             f"clocks: expired {report.expired}, reminded {report.reminded}, auto-approved {report.auto_approved}"
         )
-        runtime.outbox_wakeup.set()
+        runtime.shop.notices_committed.set()
 
 
 async def _tracking_clocks(runtime: ShopRuntime, now: datetime) -> None:
@@ -109,7 +110,7 @@ async def _tracking_clocks(runtime: ShopRuntime, now: datetime) -> None:
         logger.info(
             f"tracking: {polled.new_events} new events, delivered {polled.delivered}, auto-completed {completed}"
         )
-        runtime.outbox_wakeup.set()
+        runtime.shop.notices_committed.set()
 
 
 async def _ticket_clocks(runtime: ShopRuntime, now: datetime) -> None:
@@ -127,14 +128,14 @@ async def _ticket_clocks(runtime: ShopRuntime, now: datetime) -> None:
         logger.info(
             f"tickets: reminded {tickets.reminded}, escalated {tickets.escalated}, returns closed {tickets.expired_returns}"
         )
-        runtime.outbox_wakeup.set()
+        runtime.shop.notices_committed.set()
 
 
 async def _purge_summaries(runtime: ShopRuntime, now: datetime) -> None:
     async with runtime.database.write() as session:
         purged = await checkout.purge_expired(session, now)
     if purged:
-        await reload_drafts(runtime.database, runtime.drafts)
+        await reload_drafts(runtime.shop)
 
 
 async def _hold_clock_lease(runtime: ShopRuntime, now: datetime) -> bool:
@@ -193,7 +194,7 @@ def _materialise(segments: list[dict[str, Any]], runtime: ShopRuntime) -> list[d
         if path is None:
             out.append(segment)
             continue
-        data = load_image(path, runtime.data_dir)
+        data = load_image(path, runtime.shop.data_dir)
         if data is not None:
             out.append(
                 {"type": "image", "data": {"file": "base64://" + base64.b64encode(data).decode()}}
@@ -225,7 +226,7 @@ async def dispatch_once(
         params: dict[str, Any] = {"message": _materialise(outbox.decode(message), runtime)}
         # The dedicated actions (not send_msg, which direct replies use) keep the shop's own
         # notices distinguishable from answers in OneBot logs and in the simulator.
-        if message.target_type == "group":
+        if message.target_type == outbox.TargetKind.GROUP:
             action = "send_group_msg"
             params["group_id"] = message.target_id
         else:
@@ -267,10 +268,11 @@ async def _dispatcher_loop() -> None:
             sent = 0
         if sent:
             continue  # more may be due right away
-        runtime.outbox_wakeup.clear()
+        runtime.shop.notices_committed.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
-                runtime.outbox_wakeup.wait(), timeout=min(runtime.settings.clock_tick_seconds, 5.0)
+                runtime.shop.notices_committed.wait(),
+                timeout=min(runtime.settings.clock_tick_seconds, 5.0),
             )
 
 

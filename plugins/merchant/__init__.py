@@ -174,7 +174,7 @@ async def describe_item(ctx: CommandContext) -> Reply:
         await catalog.get_item(session, ctx.shop_id, item_id, include_delisted=True)
     # Download before taking the write lock: the network must not hold up other writers.
     image_path = (
-        await download_image(ctx.image_urls[0], ctx.runtime.data_dir) if ctx.image_urls else None
+        await download_image(ctx.image_urls[0], ctx.shop.data_dir) if ctx.image_urls else None
     )
     async with ctx.runtime.database.write() as session:
         item = await catalog.set_description(

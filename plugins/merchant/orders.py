@@ -67,7 +67,7 @@ async def record_payment(ctx: CommandContext) -> Reply:
                 session, order, notices.payment_received(order, revived=revived), "paid", now
             )
     if recorded:
-        ctx.runtime.outbox_wakeup.set()
+        pass  # woken on commit
     return Reply(render.payment_recorded(order, recorded, revived=revived))
 
 
@@ -96,7 +96,7 @@ async def decide(ctx: CommandContext) -> Reply:
                 f"request:{request.id}",
                 now,
             )
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.requests_decided(order, decided, approve))
 
 
@@ -126,7 +126,7 @@ async def refund(ctx: CommandContext) -> Reply:
             f"refund:{order.refunded_fen}",
             now,
         )
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.refund_done(order, refunded, fully))
 
 
@@ -142,7 +142,7 @@ async def refund(ctx: CommandContext) -> Reply:
 async def set_payinfo(ctx: CommandContext) -> Reply:
     text = ctx.args.rest("付款说明", required=not ctx.image_urls)
     image_path = (
-        await download_image(ctx.image_urls[0], ctx.runtime.data_dir) if ctx.image_urls else None
+        await download_image(ctx.image_urls[0], ctx.shop.data_dir) if ctx.image_urls else None
     )
     async with ctx.runtime.database.write() as session:
         shop = await set_payment_info(session, ctx.shop_id, text, image_path)

@@ -3,6 +3,7 @@ dialogue), /地址, /订单, /付款, /修改, /取消."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -13,7 +14,13 @@ from models.tables import CheckoutDraft, OrderStatus, ShopOrder
 from models.types import utcnow
 from plugins._common.args import ArgReader, UsageError, is_integer_word, normalise_word
 from plugins._common.context import CommandContext, Reply
-from plugins._common.registry import command, dialogue
+from plugins._common.registry import (
+    DialogueMessage,
+    command,
+    dialogue,
+    dialogue_probe,
+    registry,
+)
 from services import addresses, cart, catalog, checkout, notices, orders, reviews, shipping
 from services.catalog import VariantRef
 from services.codes import looks_like_code
@@ -35,12 +42,12 @@ __plugin_meta__ = PluginMetadata(
 AREA = "下单"
 
 
-def chat_key(ctx: CommandContext) -> str:
-    return checkout.chat_key(ctx.group_id)
+def chat_key(ctx: CommandContext) -> int | None:
+    return ctx.group_id
 
 
 def wake_outbox(ctx: CommandContext) -> None:
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
 
 
 # --- cart ---------------------------------------------------------------------------
@@ -190,6 +197,46 @@ async def _or_discard(
         await checkout.discard(session, draft)
         ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
         return None, error
+
+
+# Deliberately not "yes"/"no"/"ok": in a busy group those are ordinary chatter.
+CONFIRM_WORDS = frozenset({"确认", "确定", "confirm"})
+DISCARD_WORDS = frozenset({"取消", "放弃", "discard"})
+# A line is taken as the address the summary asked for only if it looks like one (a phone
+# number, or three words with digits in them, e.g. a mistyped phone); other chatter in
+# the private chat is left alone.
+_PHONE_LIKE = re.compile(r"(?:\+?86)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")
+
+
+def looks_like_address(text: str) -> bool:
+    return bool(_PHONE_LIKE.search(text)) or (
+        len(text.split()) >= 3 and any(ch.isdigit() for ch in text)
+    )
+
+
+@dialogue_probe
+def _summary_reply(message: DialogueMessage) -> str | None:
+    """确认, 取消, or (private, when the summary asked for one) an address line, from the
+    user who has an order summary waiting in this chat."""
+    drafts = message.runtime.shop.drafts
+    if not drafts:
+        return None
+    pending = drafts.get(message.group_id, message.user_id)
+    if pending is None:
+        return None
+    lowered = message.text.lower()
+    if lowered in CONFIRM_WORDS:
+        return "confirm"
+    if lowered in DISCARD_WORDS:
+        return "discard"
+    if (
+        pending.awaiting_address
+        and not message.in_group
+        and looks_like_address(message.text)
+        and registry.lookup(message.text.split()[0]) is None
+    ):
+        return "address"
+    return None
 
 
 @dialogue("confirm", area=AREA, usage="确认", example="确认")
@@ -414,7 +461,7 @@ async def pay(ctx: CommandContext) -> Reply:
         shop = await get_shop(session, ctx.shop_id)
     if order.status != OrderStatus.PENDING_PAYMENT.value:
         return Reply(render.not_payable(order))
-    image = load_image(shop.payment_qr_path, ctx.runtime.data_dir) if shop.payment_qr_path else None
+    image = load_image(shop.payment_qr_path, ctx.shop.data_dir) if shop.payment_qr_path else None
     return Reply(render.payment_instructions(order, shop.payment_text), image=image)
 
 

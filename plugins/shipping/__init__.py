@@ -40,7 +40,7 @@ async def ship(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code)
         await shipping.ship(session, order, carrier, number, ctx.actor, now)
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.shipped(order, carrier.name, number))
 
 
@@ -81,7 +81,7 @@ async def track_update(ctx: CommandContext) -> Reply:
     async with ctx.runtime.database.write() as session:
         order = await orders.get_order(session, ctx.shop_id, code)
         await shipping.add_manual_event(session, order, text, signed, ctx.actor, now)
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.event_added(order, text, signed))
 
 
@@ -117,5 +117,5 @@ async def announce(ctx: CommandContext) -> Reply:
         count = await notices.announce(
             session, ctx.shop_id, ctx.runtime.settings.shop_name, text, utcnow()
         )
-    ctx.runtime.outbox_wakeup.set()
+    pass  # woken on commit
     return Reply(render.announced(count))

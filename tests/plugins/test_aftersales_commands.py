@@ -337,13 +337,13 @@ async def test_open_ticket_keeps_two_attached_images(
         reply = Grab(event, "已提交退货申请，已保存 2 张图片。", "工单号：", f"订单号：{code}")
         await converse(app, (event, reply))
     ticket = ticket_code_in(reply.text)
-    media = shop.data_dir / "media"
+    media = shop.shop.data_dir / "media"
     stored = sorted(media.iterdir())
     assert len(stored) == 2
     assert sorted(path.read_bytes() for path in stored) == sorted(bodies.values())
     [message] = await messages_of(shop, ticket)
     paths = json.loads(message.images)
-    assert [(shop.data_dir / path).read_bytes() for path in paths] == [
+    assert [(shop.shop.data_dir / path).read_bytes() for path in paths] == [
         bodies["crack.png"],
         bodies["box.png"],
     ]
@@ -365,7 +365,9 @@ async def test_more_than_five_images_are_refused_before_any_download(
             (opening, Says(opening, exact=f"一次附带的图片数不能超过 5。\n{AFTERSALE_USAGE}")),
             (message, Says(message, exact=f"一次附带的图片数不能超过 5。\n{MESSAGE_USAGE}")),
         )
-    assert not (shop.data_dir / "media").exists() or not any((shop.data_dir / "media").iterdir())
+    assert not (shop.shop.data_dir / "media").exists() or not any(
+        (shop.shop.data_dir / "media").iterdir()
+    )
     assert [m.text for m in await messages_of(shop, ticket)] == ["杯子有裂纹"]
 
 
@@ -656,7 +658,7 @@ async def test_customer_message_with_only_an_image(
         await ask(app, event, exact=f"已发送给店家。工单号：{ticket}")
     last = (await messages_of(shop, ticket))[-1]
     [path] = json.loads(last.images)
-    assert last.text == "" and (shop.data_dir / path).read_bytes() == body
+    assert last.text == "" and (shop.shop.data_dir / path).read_bytes() == body
     assert (OWNER_ID, f"工单号：{ticket} 顾客留言：[图片]") in await staff_texts(shop, ticket)
 
 

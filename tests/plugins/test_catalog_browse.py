@@ -194,7 +194,7 @@ async def test_detail_sends_stored_image(app: App, demo_shop: Any) -> None:
     from services.media import store_image
 
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 64
-    path = store_image(png, demo_shop.data_dir)
+    path = store_image(png, demo_shop.shop.data_dir)
     async with demo_shop.database.write() as session:
         await set_description(session, demo_shop.shop_id, 1, None, path)
     await ask(app, group("/详情 1", CUSTOMER_ID, GROUP_ID), "【1】云南小粒咖啡豆", image=True)

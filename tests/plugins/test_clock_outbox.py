@@ -121,7 +121,7 @@ async def test_tick_cancels_an_expired_unpaid_order_once(shop: ShopRuntime) -> N
     assert outbox_texts(rows) == [
         f"订单号：{code} 超时未付款，已自动取消，库存已释放。需要的话请重新下单。"
     ]
-    assert shop.outbox_wakeup.is_set()
+    assert shop.shop.notices_committed.is_set()
     # A second run (or a second process) finds nothing left to do.
     await tick()
     assert len(await outbox_rows(shop)) == 1

@@ -815,8 +815,8 @@ async def test_describe_with_image(
     item = (await detail(shop, 1)).item
     assert item.description == "中度烘焙"
     assert item.image_path is not None and item.image_path.startswith("media/")
-    stored = shop.data_dir / item.image_path
-    assert stored.parent == shop.data_dir / "media"
+    stored = shop.shop.data_dir / item.image_path
+    assert stored.parent == shop.shop.data_dir / "media"
     assert stored.read_bytes() == PNG
     assert image_server.hits == ["/cat.png"]
 
@@ -835,7 +835,7 @@ async def test_describe_image_only_keeps_text(
     item = (await detail(shop, 1)).item
     assert item.description == "中度烘焙"
     assert item.image_path is not None
-    assert (shop.data_dir / item.image_path).is_file()
+    assert (shop.shop.data_dir / item.image_path).is_file()
 
 
 async def test_describe_without_text_or_image(app: App, shop: ShopRuntime, chat: str) -> None:
@@ -853,7 +853,7 @@ async def test_describe_unknown_item_downloads_nothing(
         app, say(chat, "/描述 9 好喝", images=(image_server.url("cat.png"),)), "没有编号为 9 的"
     )
     assert image_server.hits == []
-    assert not (shop.data_dir / "media").exists()
+    assert not (shop.shop.data_dir / "media").exists()
 
 
 @pytest.mark.parametrize(
@@ -899,7 +899,7 @@ async def test_rejected_description_stores_no_image(
     await ask(app, event, "描述最多 1000 个字。", DESCRIBE_USAGE)
     item = (await detail(shop, 1)).item
     assert item.description == "" and item.image_path is None
-    media = shop.data_dir / "media"
+    media = shop.shop.data_dir / "media"
     assert not media.exists() or list(media.iterdir()) == []
 
 

@@ -313,7 +313,7 @@ async def test_buy_shows_a_summary_and_confirm_creates_the_order(
     assert await lines_of(shop, code) == [(1, 2, 2)]
     assert await stock_of(shop, 1, 2) == 10  # reserved at once
     assert await drafts_of(shop) == []
-    assert shop.drafts.get("p" if chat == "private" else f"g:{GROUP_ID}", CUSTOMER_ID) is None
+    assert shop.drafts.get(None if chat == "private" else GROUP_ID, CUSTOMER_ID) is None
     # The owner hears of the new order privately, through the outbox.
     assert len(await staff_notices(shop, f"新订单 订单号：{code}，¥218.00")) == 1
 

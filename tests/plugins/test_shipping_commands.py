@@ -125,7 +125,7 @@ async def test_ship_marks_shipped_and_tells_the_customer(
     app: App, shop: ShopRuntime, chat: str, merchant: int
 ) -> None:
     code = await paid_order(shop)
-    shop.outbox_wakeup.clear()
+    shop.shop.notices_committed.clear()
     event = say(chat, f"/发货 {code.lower()} 顺丰 sf1234567890", merchant)
     await ask(
         app,
@@ -156,7 +156,7 @@ async def test_ship_marks_shipped_and_tells_the_customer(
             },
         }
     ]
-    assert shop.outbox_wakeup.is_set()
+    assert shop.shop.notices_committed.is_set()
     from models.tables import OrderEvent
 
     [shipped] = [e for e in await rows_of(shop, OrderEvent) if e.action == "shipped"]
@@ -566,13 +566,13 @@ async def test_announce_queues_one_message_per_enabled_group(
     app: App, shop: ShopRuntime, chat: str, merchant: int
 ) -> None:
     await _groups(shop)
-    shop.outbox_wakeup.clear()
+    shop.shop.notices_committed.clear()
     event = say(chat, "/公告 今晚 8 点上新，限量 20 份", merchant)
     await ask(app, event, exact="公告已排队，将按节奏发到 2 个群（每条间隔几秒，保护账号）。")
     body = [{"type": "text", "data": {"text": "【测试小店 公告】今晚 8 点上新，限量 20 份"}}]
     assert await announcements(shop) == [("group", GROUP_ID, body), ("group", OTHER_GROUP_ID, body)]
     assert all(r.sent_at is None for r in await outbox_rows(shop))
-    assert shop.outbox_wakeup.is_set()
+    assert shop.shop.notices_committed.is_set()
 
 
 async def test_announce_keeps_cq_codes_as_literal_text(

@@ -351,10 +351,10 @@ async def test_summary_of_reflects_the_current_default_address(db: Database) -> 
     assert [(line.variant.id, line.quantity) for line in again.lines] == [(variant_id, 2)]
 
 
-# --- live_keys / purge_expired -----------------------------------------------------------
+# --- live_drafts / purge_expired -----------------------------------------------------------
 
 
-async def test_live_keys_and_purge_expired(db: Database) -> None:
+async def test_live_drafts_and_purge_expired(db: Database) -> None:
     _, variant_id = await _variant(db)
     await _address(db)
     await _address(db, OTHER_CUSTOMER_ID)
@@ -370,15 +370,15 @@ async def test_live_keys_and_purge_expired(db: Database) -> None:
     )
 
     async with db.read() as s:
-        keys = await checkout.live_keys(s, t0 + timedelta(minutes=1))
+        keys = await checkout.live_drafts(s, t0 + timedelta(minutes=1))
     assert keys == {
-        ("p", CUSTOMER_ID): t0 + WINDOW,
-        (f"g:{GROUP_ID}", CUSTOMER_ID): t0 + timedelta(minutes=3) + WINDOW,
-        (f"g:{GROUP_ID}", OTHER_CUSTOMER_ID): t0 + timedelta(minutes=10) + WINDOW,
+        (None, CUSTOMER_ID): (t0 + WINDOW, False),
+        (GROUP_ID, CUSTOMER_ID): (t0 + timedelta(minutes=3) + WINDOW, False),
+        (GROUP_ID, OTHER_CUSTOMER_ID): (t0 + timedelta(minutes=10) + WINDOW, False),
     }
     async with db.read() as s:
-        keys = await checkout.live_keys(s, t0 + WINDOW)  # expiring exactly now is not live
-    assert set(keys) == {(f"g:{GROUP_ID}", CUSTOMER_ID), (f"g:{GROUP_ID}", OTHER_CUSTOMER_ID)}
+        keys = await checkout.live_drafts(s, t0 + WINDOW)  # expiring exactly now is not live
+    assert set(keys) == {(GROUP_ID, CUSTOMER_ID), (GROUP_ID, OTHER_CUSTOMER_ID)}
 
     async with db.write() as s:
         assert await checkout.purge_expired(s, t0 + timedelta(minutes=8)) == 2

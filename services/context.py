@@ -1,0 +1,145 @@
+"""The running shop as every use case sees it, whichever door (chat, payment callback,
+clock) calls: the database, the settings, the owners, and the caches of things read on
+every message. Built once at start-up by `open_shop` (and per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from config import ShopSettings
+from models.db import Database
+from models.tables import DEFAULT_SHOP_ID
+from models.types import utcnow
+
+from . import groups, shop, staff
+from .demo import seed_demo_catalog
+from .staff import Role
+
+# Staff and enabled groups change rarely and are read on every command: cache them, and
+# re-read now and then so a second bot process on the same database sees changes too.
+ACCESS_CACHE_SECONDS = 30.0
+
+
+class AccessControl:
+    """Roles and enabled groups, cached for the router's hot path."""
+
+    def __init__(self, database: Database, shop_id: int, owners: frozenset[int]) -> None:
+        self._database = database
+        self._shop_id = shop_id
+        self.owners = owners
+        self._staff: set[int] = set()
+        self._groups: set[int] = set()
+        self._loaded_at = float("-inf")
+
+    async def _fresh(self) -> None:
+        if time.monotonic() - self._loaded_at < ACCESS_CACHE_SECONDS:
+            return
+        async with self._database.read() as session:
+            self._staff = await staff.staff_ids(session, self._shop_id)
+            self._groups = await groups.enabled_group_ids(session, self._shop_id)
+        self._loaded_at = time.monotonic()
+
+    def invalidate(self) -> None:
+        self._loaded_at = float("-inf")
+
+    async def role(self, user_id: int) -> Role:
+        if user_id in self.owners:
+            return Role.OWNER
+        await self._fresh()
+        return staff.role_of(user_id, self.owners, self._staff)
+
+    async def group_enabled(self, group_id: int) -> bool:
+        await self._fresh()
+        return group_id in self._groups
+
+
+@dataclass(frozen=True)
+class PendingDraft:
+    expires_at: datetime
+    awaiting_address: bool
+
+
+class DraftIndex:
+    """Which (chat, user) has an order summary waiting, in memory, so the router can
+    route a bare 确认 without a database query on every message. The rows are the truth
+    (services/checkout.py); the checkout use cases keep this in step with them, and it
+    is rebuilt from them at start-up and after purges."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[int, int], PendingDraft] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def get(self, group_id: int | None, user_id: int) -> PendingDraft | None:
+        return self._pending.get((group_id or 0, user_id))
+
+    def put(
+        self, group_id: int | None, user_id: int, expires_at: datetime, awaiting_address: bool
+    ) -> None:
+        self._pending[(group_id or 0, user_id)] = PendingDraft(expires_at, awaiting_address)
+
+    def drop(self, group_id: int | None, user_id: int) -> None:
+        self._pending.pop((group_id or 0, user_id), None)
+
+    def replace_all(self, entries: dict[tuple[int | None, int], PendingDraft]) -> None:
+        self._pending = {
+            (group_id or 0, user_id): pending for (group_id, user_id), pending in entries.items()
+        }
+
+
+@dataclass
+class ShopContext:
+    """What a use case is given: it opens its own transactions on `database`."""
+
+    database: Database
+    settings: ShopSettings
+    owners: frozenset[int]
+    shop_id: int = DEFAULT_SHOP_ID
+    access: AccessControl = field(init=False)
+    drafts: DraftIndex = field(default_factory=DraftIndex)
+
+    def __post_init__(self) -> None:
+        self.access = AccessControl(self.database, self.shop_id, self.owners)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.settings.data_dir)
+
+    @property
+    def notices_committed(self) -> asyncio.Event:
+        """Set when a committed transaction queued notices (the outbox waits on it)."""
+        return self.database.notices_committed
+
+
+async def open_shop(settings: ShopSettings, owners: frozenset[int]) -> ShopContext:
+    """Opens (creating or migrating) the database and makes the shop ready."""
+    database = Database(settings.database_url)
+    await database.migrate()
+    async with database.write() as session:
+        await shop.ensure_shop(session, settings.shop_name)
+        if settings.shop_demo:
+            await seed_demo_catalog(session, DEFAULT_SHOP_ID)
+    await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True, exist_ok=True)
+    context = ShopContext(database=database, settings=settings, owners=owners)
+    await reload_drafts(context)
+    return context
+
+
+async def reload_drafts(context: ShopContext) -> None:
+    """Rebuilds the draft index from the rows (start-up, after a purge)."""
+    from .checkout import live_drafts
+
+    async with context.database.read() as session:
+        live = await live_drafts(session, utcnow())
+    context.drafts.replace_all(
+        {key: PendingDraft(expires, awaiting) for key, (expires, awaiting) in live.items()}
+    )
+
+
+async def close_shop(context: ShopContext) -> None:
+    await context.database.dispose()
