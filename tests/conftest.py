@@ -70,3 +70,14 @@ async def db(settings):  # type: ignore[no-untyped-def]
         await ensure_shop(session, settings.shop_name)
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+async def shop_context(settings):  # type: ignore[no-untyped-def]
+    """The shop as the use cases take it (services.context.ShopContext), on a fresh
+    database, as after start-up; the owner is OWNER_ID."""
+    from services.context import close_shop, open_shop
+
+    context = await open_shop(settings, frozenset({OWNER_ID}))
+    yield context
+    await close_shop(context)
