@@ -9,11 +9,8 @@ SEND_PER_MINUTE), and wakes early when a command has just queued a notice."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import nonebot
 from nonebot import get_driver, logger, require
@@ -23,12 +20,11 @@ from nonebot.plugin import PluginMetadata
 from config import load_settings
 from models.types import utcnow
 from plugins._common.runtime import ShopRuntime, before_close, current_runtime
-from services import aftersales, checkout, leases, outbox, shipping
-from services.aftersales import TicketClockSettings
-from services.clock import OrderClockSettings, run_order_clocks
-from services.context import reload_drafts
-from services.media import load_image
+from services import leases
+from services.outbox import Segment, Target, TargetKind
 from services.tracking import ManualProvider, TrackingConfigError, TrackingProvider, make_provider
+from services.usecases import clocks
+from services.usecases.delivery import Pacer, Sender, dispatch_due, pacer_for, wait_for_notices
 
 require("nonebot_plugin_apscheduler")
 from nonebot_plugin_apscheduler import scheduler  # noqa: E402
@@ -78,73 +74,45 @@ async def _tick() -> None:
 
 
 async def _order_clocks(runtime: ShopRuntime, now: datetime) -> None:
-    settings = runtime.settings
-    report = await run_order_clocks(
-        runtime.database,
-        OrderClockSettings(settings.unpaid_timeout, settings.refund_auto_approve),
-        now,
-    )
+    report = await clocks.order_clocks(runtime.shop, now)
     if report.expired or report.reminded or report.auto_approved:
         logger.info(
-            f"clocks: expired {report.expired}, reminded {report.reminded}, auto-approved {report.auto_approved}"
+            f"clocks: expired {report.expired}, reminded {report.reminded}, "
+            f"auto-approved {report.auto_approved}"
         )
-        runtime.shop.notices_committed.set()
 
 
 async def _tracking_clocks(runtime: ShopRuntime, now: datetime) -> None:
-    settings = runtime.settings
-    polled = await shipping.poll_due(
-        runtime.database, _provider(runtime), now, timedelta(minutes=settings.tracking_poll_minutes)
-    )
-    completed = await shipping.auto_confirm_due(
-        runtime.database,
-        now,
-        timedelta(days=settings.auto_confirm_days),
-        timedelta(days=settings.auto_confirm_days_after_ship),
-    )
+    report = await clocks.tracking_clocks(runtime.shop, _provider(runtime), now)
+    polled = report.polled
     if polled.failures:
         logger.warning(
             f"tracking: {len(polled.failures)} shipments could not be polled: {polled.failures[:10]}"
         )
-    if polled.new_events or polled.delivered or completed:
+    if polled.new_events or polled.delivered or report.auto_completed:
         logger.info(
-            f"tracking: {polled.new_events} new events, delivered {polled.delivered}, auto-completed {completed}"
+            f"tracking: {polled.new_events} new events, delivered {polled.delivered}, "
+            f"auto-completed {report.auto_completed}"
         )
-        runtime.shop.notices_committed.set()
 
 
 async def _ticket_clocks(runtime: ShopRuntime, now: datetime) -> None:
-    settings = runtime.settings
-    tickets = await aftersales.run_ticket_clocks(
-        runtime.database,
-        runtime.access.owners,
-        TicketClockSettings(
-            timedelta(hours=settings.ticket_remind_hours),
-            timedelta(hours=settings.ticket_escalate_hours),
-        ),
-        now,
-    )
+    tickets = await clocks.ticket_clocks(runtime.shop, now)
     if tickets.reminded or tickets.escalated or tickets.expired_returns:
         logger.info(
-            f"tickets: reminded {tickets.reminded}, escalated {tickets.escalated}, returns closed {tickets.expired_returns}"
+            f"tickets: reminded {tickets.reminded}, escalated {tickets.escalated}, "
+            f"returns closed {tickets.expired_returns}"
         )
-        runtime.shop.notices_committed.set()
 
 
 async def _purge_summaries(runtime: ShopRuntime, now: datetime) -> None:
-    async with runtime.database.write() as session:
-        purged = await checkout.purge_expired(session, now)
-    if purged:
-        await reload_drafts(runtime.shop)
+    await clocks.purge_summaries(runtime.shop, now)
 
 
 async def _hold_clock_lease(runtime: ShopRuntime, now: datetime) -> bool:
-    """Takes or renews the clocks' lease: of several bot processes sharing the database,
-    one runs the clocks. Logs only when this process gains or loses it."""
+    """Logs only when this process gains or loses the clocks' lease."""
     global _holding_lease
-    length = leases.lease_length(timedelta(seconds=runtime.settings.clock_tick_seconds))
-    async with runtime.database.write() as session:
-        held = await leases.acquire(session, leases.CLOCKS, _lease_holder, now, length)
+    held = await clocks.hold_clock_lease(runtime.shop, _lease_holder, now)
     if held != _holding_lease:
         if held:
             logger.info(f"clocks: this process ({_lease_holder}) runs the shop's clocks")
@@ -185,82 +153,39 @@ def _connected_bot() -> Bot | None:
     return None
 
 
-def _materialise(segments: list[dict[str, Any]], runtime: ShopRuntime) -> list[dict[str, Any]]:
-    """Stored images travel as base64 (works when the OneBot implementation runs on
-    another machine than the bot)."""
-    out = []
-    for segment in segments:
-        path = segment.get("data", {}).get("data_path") if segment.get("type") == "image" else None
-        if path is None:
-            out.append(segment)
-            continue
-        data = load_image(path, runtime.shop.data_dir)
-        if data is not None:
-            out.append(
-                {"type": "image", "data": {"file": "base64://" + base64.b64encode(data).decode()}}
-            )
-    return out
+def _bot_sender(bot: Bot) -> Sender:
+    async def send(target: Target, segments: list[Segment]) -> None:
+        # The dedicated actions (not send_msg, which direct replies use) keep the shop's own
+        # notices distinguishable from answers in OneBot logs and in the simulator.
+        if target.kind is TargetKind.GROUP:
+            await bot.call_api("send_group_msg", group_id=target.id, message=segments)
+        else:
+            await bot.call_api("send_private_msg", user_id=target.id, message=segments)
+
+    return send
+
+
+def _given_up(message_id: int, target: Target, error: str) -> None:
+    logger.error(f"outbox {message_id} to {target.kind} {target.id} given up: {error}")
 
 
 async def dispatch_once(
-    runtime: ShopRuntime, pacer: outbox.Pacer, bot: Bot | None, *, batch: int = 20
+    runtime: ShopRuntime, pacer: Pacer, bot: Bot | None, *, batch: int = 20
 ) -> int:
-    """Sends up to `batch` due rows (paced); returns how many were sent. Each row is
-    claimed just before its own send, never a batch ahead: a claim runs out after
-    outbox.CLAIM_SECONDS, and another process must not find a row still waiting here
-    behind the pacing and send it too."""
-    sent = 0
-    for _ in range(batch):
-        async with runtime.database.write() as session:
-            claimed = await outbox.claim_due(session, utcnow(), 1)
-        if not claimed:
-            break
-        [message] = claimed
-        if bot is None:
-            async with runtime.database.write() as session:
-                await outbox.release_unsent(session, message, utcnow())
-            break
-        wait = pacer.wait_time(time.monotonic())
-        if wait > 0:
-            await asyncio.sleep(wait)
-        params: dict[str, Any] = {"message": _materialise(outbox.decode(message), runtime)}
-        # The dedicated actions (not send_msg, which direct replies use) keep the shop's own
-        # notices distinguishable from answers in OneBot logs and in the simulator.
-        if message.target_type == outbox.TargetKind.GROUP:
-            action = "send_group_msg"
-            params["group_id"] = message.target_id
-        else:
-            action = "send_private_msg"
-            params["user_id"] = message.target_id
-        try:
-            await bot.call_api(action, **params)
-        except Exception as error:  # the adapter raises many kinds; every one means "retry"
-            pacer.record(time.monotonic())
-            async with runtime.database.write() as session:
-                gave_up = await outbox.mark_failed(session, message, repr(error), utcnow())
-            if gave_up:
-                logger.error(
-                    f"outbox {message.id} to {message.target_type} {message.target_id} given up: {error!r}"
-                )
-            continue
-        pacer.record(time.monotonic())
-        async with runtime.database.write() as session:
-            await outbox.mark_sent(session, message.id or 0, utcnow())
-        sent += 1
-    return sent
+    """Sends up to `batch` due rows through `bot` (None: no QQ account connected)."""
+    sender = _bot_sender(bot) if bot is not None else None
+    return await dispatch_due(runtime.shop, pacer, sender, batch=batch, on_given_up=_given_up)
 
 
 async def _dispatcher_loop() -> None:
-    pacer: outbox.Pacer | None = None
+    pacer: Pacer | None = None
     while True:
         runtime = current_runtime()
         if runtime is None:
             await asyncio.sleep(1)
             continue
         if pacer is None:
-            pacer = outbox.Pacer(
-                runtime.settings.send_interval_seconds, runtime.settings.send_per_minute
-            )
+            pacer = pacer_for(runtime.shop)
         try:
             sent = await dispatch_once(runtime, pacer, _connected_bot())
         except Exception:
@@ -268,12 +193,7 @@ async def _dispatcher_loop() -> None:
             sent = 0
         if sent:
             continue  # more may be due right away
-        runtime.shop.notices_committed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                runtime.shop.notices_committed.wait(),
-                timeout=min(runtime.settings.clock_tick_seconds, 5.0),
-            )
+        await wait_for_notices(runtime.shop)
 
 
 @driver.on_startup
@@ -321,8 +241,7 @@ async def _release_clock_lease() -> None:
     if runtime is None or not _holding_lease:
         return
     try:
-        async with runtime.database.write() as session:
-            await leases.release(session, leases.CLOCKS, _lease_holder, utcnow())
+        await clocks.release_clock_lease(runtime.shop, _lease_holder, utcnow())
     except Exception as error:  # the lease simply runs out instead
         logger.warning(f"clocks: could not release the lease: {error}")
     _holding_lease = False

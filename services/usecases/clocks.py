@@ -1,0 +1,86 @@
+"""The shop's clock jobs, one use case each. Every job finds its work in the database (so
+it catches up after downtime), owns its transactions, queues its own notices and is
+idempotent: a second run at the same moment, or in a second process, does nothing more."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services import aftersales, checkout, leases, shipping
+from services.aftersales import TicketClockReport, TicketClockSettings
+from services.clock import ClockReport, OrderClockSettings, run_order_clocks
+from services.context import ShopContext, reload_drafts
+from services.tracking import TrackingProvider
+
+
+async def order_clocks(shop: ShopContext, now: datetime) -> ClockReport:
+    """Unpaid orders expire (stock released), a reminder at half-time, undecided
+    cancellation requests of paid orders approved after REFUND_AUTO_APPROVE_HOURS."""
+    settings = shop.settings
+    return await run_order_clocks(
+        shop.database,
+        OrderClockSettings(settings.unpaid_timeout, settings.refund_auto_approve),
+        now,
+    )
+
+
+@dataclass(frozen=True)
+class TrackingClockReport:
+    polled: shipping.PollReport
+    auto_completed: list[str]
+
+
+async def tracking_clocks(
+    shop: ShopContext, provider: TrackingProvider, now: datetime
+) -> TrackingClockReport:
+    """Shipments due for a poll are asked about (new events stored once and pushed), and
+    delivered or long-shipped orders are confirmed received."""
+    settings = shop.settings
+    polled = await shipping.poll_due(
+        shop.database, provider, now, timedelta(minutes=settings.tracking_poll_minutes)
+    )
+    completed = await shipping.auto_confirm_due(
+        shop.database,
+        now,
+        timedelta(days=settings.auto_confirm_days),
+        timedelta(days=settings.auto_confirm_days_after_ship),
+    )
+    return TrackingClockReport(polled, completed)
+
+
+async def ticket_clocks(shop: ShopContext, now: datetime) -> TicketClockReport:
+    """Staff reminded of old tickets, the owner told later, unreturned returns closed."""
+    settings = shop.settings
+    return await aftersales.run_ticket_clocks(
+        shop.database,
+        shop.owners,
+        TicketClockSettings(
+            timedelta(hours=settings.ticket_remind_hours),
+            timedelta(hours=settings.ticket_escalate_hours),
+        ),
+        now,
+    )
+
+
+async def purge_summaries(shop: ShopContext, now: datetime) -> int:
+    """Order summaries nobody confirmed in time go, and the draft index with them."""
+    async with shop.database.write() as session:
+        purged = await checkout.purge_expired(session, now)
+    if purged:
+        await reload_drafts(shop)
+    return purged
+
+
+async def hold_clock_lease(shop: ShopContext, holder: str, now: datetime) -> bool:
+    """Takes or renews the clocks' lease: of several bot processes sharing the database,
+    one runs the clocks."""
+    length = leases.lease_length(timedelta(seconds=shop.settings.clock_tick_seconds))
+    async with shop.database.write() as session:
+        return await leases.acquire(session, leases.CLOCKS, holder, now, length)
+
+
+async def release_clock_lease(shop: ShopContext, holder: str, now: datetime) -> None:
+    """At shutdown, so another process takes the clocks over at its next tick."""
+    async with shop.database.write() as session:
+        await leases.release(session, leases.CLOCKS, holder, now)
