@@ -2,7 +2,7 @@
 
 Starts `python bot.py` (a throw-away SQLite shop, SHOP_DEMO=true, flood guard off) and
 `python bench/echo_bot.py` (one `/echo` command), each on a free port of 127.0.0.1,
-and drives both over the OneBot v11 reverse WebSocket with tools/onebot_sim.py. For
+and drives both over the OneBot v11 reverse WebSocket with tools/onebot_sim/. For
 1, 10 and 100 concurrent users (private chats, distinct user ids) it measures:
 
   echo floor   `/echo hi` on the echo bot (simulator `run_load`)

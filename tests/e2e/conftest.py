@@ -1,5 +1,5 @@
 """End-to-end: the real `python bot.py` process on a free port with its own database,
-driven over the OneBot v11 reverse WebSocket by tools/onebot_sim.py, as NapCat would."""
+driven over the OneBot v11 reverse WebSocket by tools/onebot_sim/, as NapCat would."""
 
 from __future__ import annotations
 

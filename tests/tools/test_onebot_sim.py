@@ -1,4 +1,4 @@
-"""Tests for tools/onebot_sim.py against a fake bot (and one real NoneBot subprocess)."""
+"""Tests for tools/onebot_sim/ against a fake bot (and one real NoneBot subprocess)."""
 
 from __future__ import annotations
 
@@ -494,8 +494,10 @@ async def test_image_segment_from_local_file(sim: OneBotSimulator, tmp_path: Pat
 async def run_cli(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(ROOT / "tools" / "onebot_sim.py"),
+        "-m",
+        "tools.onebot_sim",
         *args,
+        cwd=ROOT,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
