@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy import Enum as SqlEnum
 from sqlmodel import Field, SQLModel
 
 from .types import UTCDateTime, utcnow
@@ -247,6 +257,43 @@ class Payment(SQLModel, table=True):
     at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
 
 
+class PayType(StrEnum):
+    """The payment methods of an EPay gateway (its `type` field)."""
+
+    ALIPAY = "alipay"
+    WXPAY = "wxpay"
+    QQPAY = "qqpay"
+
+
+class AttemptState(StrEnum):
+    LIVE = "live"  # may still be paid; reconciliation asks the gateway about it
+    PAID = "paid"
+    VOIDED = "voided"  # the order's total changed: money for it is a mismatch
+    EXPIRED = "expired"  # past the unpaid timeout plus the grace: no longer asked about
+
+
+class PaymentAttempt(SQLModel, table=True):
+    """One payment created at the EPay gateway for an order (/付款). `out_trade_no` is the
+    order code plus a counter, new for each attempt."""
+
+    __tablename__ = "payment_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id")
+    order_id: int = Field(foreign_key="shop_order.id", index=True)
+    out_trade_no: str = Field(max_length=64, unique=True)
+    type: str = Field(max_length=10)  # PayType
+    amount_fen: int
+    pay_url: str = ""  # what the customer opens (payurl or urlscheme)
+    qr_text: str = ""  # what the QR code encodes (qrcode, else the link)
+    state: str = Field(default=AttemptState.LIVE, max_length=10)  # AttemptState
+    created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+    checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Live attempts only: when reconciliation next asks the gateway.
+    next_check_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    trade_no: str | None = Field(default=None, max_length=64)  # the gateway's number for it
+
+
 class Refund(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="shop_order.id", index=True)
@@ -256,26 +303,70 @@ class Refund(SQLModel, table=True):
     at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
 
 
+class DraftSource(StrEnum):
+    BUY = "buy"  # /下单: the variant typed; the cart is left alone
+    CART = "cart"  # /结算: the cart's available lines, which leave the cart on 确认
+
+
 class CheckoutDraft(SQLModel, table=True):
     """An order summary awaiting 确认 (or an address) in one chat from one user. Kept in
     the database so a restart does not forget what the customer was about to confirm."""
 
     __tablename__ = "checkout_draft"
     __table_args__ = (
-        UniqueConstraint("shop_id", "chat_key", "user_id", name="uq_draft_chat_user"),
+        # One draft per chat and user. A private chat is group_id NULL, and a plain UNIQUE
+        # (shop_id, group_id, user_id) would let any number of NULL rows coexist (SQLite and
+        # PostgreSQL both count NULLs as distinct; NULLS NOT DISTINCT is PostgreSQL 15+
+        # only). Indexing coalesce(group_id, 0) makes every private chat the same key on
+        # both: expression indexes exist in SQLite (3.9+) and PostgreSQL, and no QQ group
+        # is numbered 0 (the draft index in services/context.py keys the same way).
+        Index(
+            "uq_draft_chat_user",
+            "shop_id",
+            text("coalesce(group_id, 0)"),
+            "user_id",
+            unique=True,
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     shop_id: int = Field(foreign_key="shop.id")
-    chat_key: str = Field(max_length=40)  # "p" or "g:<group id>"
+    group_id: int | None = Field(default=None, sa_type=BigInteger)  # None: a private chat
     user_id: int = Field(sa_type=BigInteger)
-    source: str = Field(max_length=10)  # buy | cart
-    # "variant_id:quantity,variant_id:quantity"
-    lines: str = Field(max_length=2000)
+    source: DraftSource = Field(
+        sa_type=SqlEnum(
+            DraftSource,
+            native_enum=False,
+            create_constraint=False,
+            length=10,
+            values_callable=lambda members: [member.value for member in members],
+        )
+    )
     remark: str = Field(default="", max_length=200)
     awaiting_address: bool = False
     created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CheckoutDraftLine(SQLModel, table=True):
+    """One line of an order summary, at the unit price the customer was shown: 确认
+    refuses if the price moved since. Goes with its draft (ON DELETE CASCADE)."""
+
+    __tablename__ = "checkout_draft_line"
+    __table_args__ = (CheckConstraint("quantity > 0", name="ck_draft_line_quantity_positive"),)
+
+    draft_id: int = Field(
+        sa_column=Column(
+            Integer,
+            ForeignKey("checkout_draft.id", ondelete="CASCADE"),
+            primary_key=True,
+            autoincrement=False,
+        )
+    )
+    position: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    variant_id: int = Field(foreign_key="variant.id")
+    quantity: int
+    unit_price_fen: int
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -27,9 +27,16 @@ from models.tables import (
     TicketStatus,
 )
 
-from . import notices, orders, outbox
+from . import orders
 from .codes import new_code, normalise_code
-from .errors import InvalidValue, ShopError
+from .errors import (  # the ticket errors stay importable from here, their old home
+    InvalidTicketTransition,
+    InvalidValue,
+    ShopError,
+    TicketNotAllowed,
+    TicketNotFound,
+    TicketRefusal,
+)
 from .limits import check_text
 from .order_rules import REFUNDABLE
 from .orders import Actor
@@ -71,29 +78,6 @@ TICKET_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
 ELIGIBLE_ORDER_STATUSES = REFUNDABLE
 
 
-# --- errors -------------------------------------------------------------------------
-
-
-@dataclass
-class TicketNotFound(ShopError):
-    code: str
-
-
-@dataclass
-class TicketNotAllowed(ShopError):
-    """Why a ticket cannot be opened: order_status | window | no_reason | duplicate."""
-
-    why: str
-    kind: str
-    days: int = 0
-
-
-@dataclass
-class InvalidTicketTransition(ShopError):
-    status: str
-    action: str
-
-
 # --- windows ------------------------------------------------------------------------
 
 
@@ -116,7 +100,7 @@ async def check_eligible(
     session: AsyncSession, order: ShopOrder, kind: TicketKind, windows: Windows, now: datetime
 ) -> None:
     if OrderStatus(order.status) not in ELIGIBLE_ORDER_STATUSES:
-        raise TicketNotAllowed("order_status", kind.value)
+        raise TicketNotAllowed(TicketRefusal.ORDER_STATUS, kind.value)
     money_back = kind in (K.REFUND, K.RETURN)
     if order.status == OrderStatus.COMPLETED.value:
         # After completion the clock runs: 七天无理由 for money back, longer for exchange
@@ -124,10 +108,10 @@ async def check_eligible(
         window = windows.aftersale if money_back else windows.exchange
         if order.closed_at is not None and now - order.closed_at > window:
             raise TicketNotAllowed(
-                "window", kind.value, max(1, round(window.total_seconds() / 86400))
+                TicketRefusal.WINDOW, kind.value, max(1, round(window.total_seconds() / 86400))
             )
         if money_back and not await _items_allow_no_reason(session, order):
-            raise TicketNotAllowed("no_reason", kind.value)
+            raise TicketNotAllowed(TicketRefusal.NO_REASON, kind.value)
     open_same = (
         await session.execute(
             select(Ticket.id).where(
@@ -138,7 +122,7 @@ async def check_eligible(
         )
     ).first()
     if open_same is not None:
-        raise TicketNotAllowed("duplicate", kind.value)
+        raise TicketNotAllowed(TicketRefusal.DUPLICATE, kind.value)
 
 
 # --- reading ------------------------------------------------------------------------
@@ -420,30 +404,6 @@ async def complete(
     return 0, False
 
 
-# --- notices ------------------------------------------------------------------------
-
-
-async def notify_customer(
-    session: AsyncSession, ticket: Ticket, body: str, key: str, now: datetime
-) -> None:
-    await notices.to_chat(
-        session, ticket.user_id, ticket.group_id, body, f"ticket:{ticket.code}:{key}", now
-    )
-
-
-async def notify_staff(
-    session: AsyncSession,
-    ticket: Ticket,
-    owners: frozenset[int],
-    body: str,
-    key: str,
-    now: datetime,
-) -> None:
-    await notices.to_staff(
-        session, ticket.shop_id, owners, body, f"ticket:{ticket.code}:{key}", now
-    )
-
-
 # --- clocks -------------------------------------------------------------------------
 
 
@@ -466,6 +426,9 @@ async def run_ticket_clocks(
 ) -> TicketClockReport:
     """Staff reminded of tickets open too long, the owner told later, approved returns
     never shipped back closed. Each notice once (stamped on the ticket, deduped in the outbox)."""
+    # Imported here: services.notices reads the ticket names from this module.
+    from . import notices
+
     report = TicketClockReport()
     async with database.read() as session:
         open_rows = list(
@@ -497,18 +460,20 @@ async def run_ticket_clocks(
                 continue
             if ticket.reminded_at is None:
                 ticket.reminded_at = now
-                await notify_staff(session, ticket, owners, reminder_text(ticket), "remind", now)
+                await notices.ticket_to_staff(
+                    session,
+                    ticket,
+                    owners,
+                    notices.ticket_reminder_for_staff(ticket),
+                    "remind",
+                    now,
+                )
                 report.reminded.append(ticket.code)
             if ticket.escalated_at is None and ticket.created_at <= now - settings.escalate_after:
                 ticket.escalated_at = now
-                for owner in sorted(owners):
-                    await outbox.enqueue(
-                        session,
-                        outbox.Target.private(owner),
-                        [outbox.text(escalation_text(ticket))],
-                        f"ticket:{ticket.code}:escalate:{owner}",
-                        now,
-                    )
+                await notices.ticket_to_owners(
+                    session, ticket, owners, notices.ticket_escalation(ticket), "escalate", now
+                )
                 report.escalated.append(ticket.code)
     for stale in stale_returns:
         try:
@@ -525,22 +490,10 @@ async def run_ticket_clocks(
                     now,
                     f"{RETURN_SHIP_DAYS} 天内未寄回",
                 )
-                await notify_customer(
-                    session, ticket, return_expired_text(ticket), "return_expired", now
+                await notices.ticket_to_customer(
+                    session, ticket, notices.ticket_return_expired(ticket), "return_expired", now
                 )
                 report.expired_returns.append(ticket.code)
         except ShopError:
             continue
     return report
-
-
-def reminder_text(ticket: Ticket) -> str:
-    return f"工单号：{ticket.code}（{KIND_NAMES[TicketKind(ticket.kind)]}）已等待处理超过时限，请尽快 /同意 或 /拒绝。"
-
-
-def escalation_text(ticket: Ticket) -> str:
-    return f"【升级】工单号：{ticket.code}（{KIND_NAMES[TicketKind(ticket.kind)]}）长时间无人处理，顾客 {ticket.user_id}。"
-
-
-def return_expired_text(ticket: Ticket) -> str:
-    return f"工单号：{ticket.code} 同意退换后 {RETURN_SHIP_DAYS} 天内没有收到退货单号，工单已关闭。如仍需处理请重新发 /售后。"

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.tables import CheckoutDraft, Item, ShopOrder, Variant
+from models.tables import CheckoutDraft, CheckoutDraftLine, DraftSource, Item, ShopOrder, Variant
 
 from . import cart, orders
 from .addresses import AddressSnapshot, default_address
@@ -22,8 +22,14 @@ from .errors import CartEmpty, DraftExpired, ItemUnavailable, NoAddress, OutOfSt
 from .orders import check_remark
 
 
-def chat_key(group_id: int | None) -> str:
-    return f"g:{group_id}" if group_id else "p"
+def _in_chat(shop_id: int, user_id: int, group_id: int | None) -> ColumnElement[bool]:
+    """The draft of this user in this chat (a private chat is group_id NULL). Written as
+    the unique index is (coalesce(group_id, 0)), so the lookup uses it."""
+    return (
+        (CheckoutDraft.shop_id == shop_id)
+        & (func.coalesce(CheckoutDraft.group_id, 0) == (group_id or 0))
+        & (CheckoutDraft.user_id == user_id)
+    )
 
 
 @dataclass(frozen=True)
@@ -48,22 +54,17 @@ class Summary:
         return sum(line.subtotal_fen for line in self.lines)
 
 
-def _encode(lines: list[SummaryLine]) -> str:
-    """variant:quantity:unit price shown, for each line. The price is what the customer
-    saw in the summary; 确认 refuses if it changed since."""
-    return ",".join(f"{line.variant.id}:{line.quantity}:{line.variant.price_fen}" for line in lines)
+async def draft_lines(session: AsyncSession, draft: CheckoutDraft) -> list[CheckoutDraftLine]:
+    rows = await session.execute(
+        select(CheckoutDraftLine)
+        .where(CheckoutDraftLine.draft_id == draft.id)
+        .order_by(CheckoutDraftLine.position)  # type: ignore[arg-type]
+    )
+    return list(rows.scalars())
 
 
-def _decode_with_prices(text: str) -> list[tuple[int, int, int | None]]:
-    lines: list[tuple[int, int, int | None]] = []
-    for part in text.split(","):
-        fields = part.split(":")
-        lines.append((int(fields[0]), int(fields[1]), int(fields[2]) if len(fields) > 2 else None))
-    return lines
-
-
-def _decode(text: str) -> list[tuple[int, int]]:
-    return [(variant_id, quantity) for variant_id, quantity, _ in _decode_with_prices(text)]
+async def _wanted(session: AsyncSession, draft: CheckoutDraft) -> list[tuple[int, int]]:
+    return [(line.variant_id, line.quantity) for line in await draft_lines(session, draft)]
 
 
 async def _summary_lines(
@@ -88,7 +89,7 @@ async def start(
     shop_id: int,
     user_id: int,
     group_id: int | None,
-    source: str,
+    source: DraftSource,
     wanted: list[tuple[int, int]],
     remark: str,
     now: datetime,
@@ -103,28 +104,33 @@ async def start(
         raise CartEmpty()
     lines = await _summary_lines(session, shop_id, wanted)
     address = await default_address(session, shop_id, user_id)
-    key = chat_key(group_id)
-    await session.execute(
-        delete(CheckoutDraft).where(
-            CheckoutDraft.shop_id == shop_id,
-            CheckoutDraft.chat_key == key,
-            CheckoutDraft.user_id == user_id,  # type: ignore[arg-type]
-        )
-    )
+    # Its lines go with it (ON DELETE CASCADE).
+    await session.execute(delete(CheckoutDraft).where(_in_chat(shop_id, user_id, group_id)))
     if address is None and group_id is not None:
         raise NoAddress()
     draft = CheckoutDraft(
         shop_id=shop_id,
-        chat_key=key,
+        group_id=group_id,
         user_id=user_id,
         source=source,
-        lines=_encode(lines),
         remark=remark,
         awaiting_address=address is None,
         created_at=now,
         expires_at=now + confirm_window,
     )
     session.add(draft)
+    await session.flush()
+    # The unit price is what the customer sees in the summary; 确认 refuses if it moved.
+    session.add_all(
+        CheckoutDraftLine(
+            draft_id=draft.id or 0,
+            position=position,
+            variant_id=line.variant.id or 0,
+            quantity=line.quantity,
+            unit_price_fen=line.variant.price_fen,
+        )
+        for position, line in enumerate(lines, start=1)
+    )
     await session.flush()
     # No address in a private chat: the draft waits for one (the summary says so).
     return Summary(draft, lines, AddressSnapshot.of(address) if address else None)
@@ -134,18 +140,12 @@ async def find(
     session: AsyncSession, shop_id: int, user_id: int, group_id: int | None
 ) -> CheckoutDraft | None:
     return (
-        await session.execute(
-            select(CheckoutDraft).where(
-                CheckoutDraft.shop_id == shop_id,
-                CheckoutDraft.chat_key == chat_key(group_id),
-                CheckoutDraft.user_id == user_id,
-            )
-        )
+        await session.execute(select(CheckoutDraft).where(_in_chat(shop_id, user_id, group_id)))
     ).scalar_one_or_none()
 
 
 async def summary_of(session: AsyncSession, draft: CheckoutDraft) -> Summary:
-    lines = await _summary_lines(session, draft.shop_id, _decode(draft.lines))
+    lines = await _summary_lines(session, draft.shop_id, await _wanted(session, draft))
     address = await default_address(session, draft.shop_id, draft.user_id)
     return Summary(draft, lines, AddressSnapshot.of(address) if address else None)
 
@@ -161,14 +161,21 @@ async def address_given(
 
 
 async def discard(session: AsyncSession, draft: CheckoutDraft) -> None:
-    """Deletes the draft if it is still there (a concurrent 确认 may have used it)."""
-    await session.execute(delete(CheckoutDraft).where(CheckoutDraft.id == draft.id))  # type: ignore[arg-type]
+    """Deletes the draft (and its lines) if it is still there (a concurrent 确认 may have
+    used it)."""
+    # By its identity, not `draft.id`: a savepoint rolled back after changing the draft
+    # (the address step) expires it, and loading it again would need an await.
+    identity = inspect(draft).identity
+    draft_id = identity[0] if identity else draft.id
+    await session.execute(delete(CheckoutDraft).where(CheckoutDraft.id == draft_id))  # type: ignore[arg-type]
 
 
 async def confirm(
     session: AsyncSession, draft: CheckoutDraft, now: datetime, unpaid_timeout: timedelta
 ) -> ShopOrder:
     """Creates the order and consumes the draft. An expired draft is deleted and refused."""
+    # Read before the delete below takes them with the draft (ON DELETE CASCADE).
+    lines = await draft_lines(session, draft)
     result = await session.execute(delete(CheckoutDraft).where(CheckoutDraft.id == draft.id))  # type: ignore[arg-type]
     if not result.rowcount:  # type: ignore[attr-defined]
         raise DraftExpired()  # confirmed by a concurrent 确认 a moment ago
@@ -177,24 +184,23 @@ async def confirm(
     address = await default_address(session, draft.shop_id, draft.user_id)
     if address is None:
         raise NoAddress()
-    group_id = int(draft.chat_key[2:]) if draft.chat_key.startswith("g:") else None
-    for variant_id, _, shown_price in _decode_with_prices(draft.lines):
-        variant = await session.get(Variant, variant_id)
-        if variant is not None and shown_price is not None and variant.price_fen != shown_price:
-            raise PriceChanged(shown_price, variant.price_fen)
-    wanted = _decode(draft.lines)
+    for line in lines:
+        variant = await session.get(Variant, line.variant_id)
+        if variant is not None and variant.price_fen != line.unit_price_fen:
+            raise PriceChanged(line.unit_price_fen, variant.price_fen)
+    wanted = [(line.variant_id, line.quantity) for line in lines]
     order = await orders.place_order(
         session,
         draft.shop_id,
         draft.user_id,
-        group_id,
+        draft.group_id,
         wanted,
         AddressSnapshot.of(address),
         draft.remark,
         now,
         unpaid_timeout,
     )
-    if draft.source == "cart":
+    if draft.source == DraftSource.CART:
         await cart.remove_variants(
             session, draft.shop_id, draft.user_id, {variant_id for variant_id, _ in wanted}
         )
@@ -208,19 +214,20 @@ async def live_drafts(
     what the in-memory draft index is rebuilt from."""
     rows = await session.execute(
         select(
-            CheckoutDraft.chat_key,
+            CheckoutDraft.group_id,
             CheckoutDraft.user_id,
             CheckoutDraft.expires_at,
             CheckoutDraft.awaiting_address,
         )
     )
     return {
-        (int(key[2:]) if key.startswith("g:") else None, user): (expires, awaiting)
-        for key, user, expires, awaiting in rows
+        (group_id, user): (expires, awaiting)
+        for group_id, user, expires, awaiting in rows
         if expires > now
     }
 
 
 async def purge_expired(session: AsyncSession, now: datetime) -> int:
+    """Deletes the drafts (and their lines) nobody confirmed in time; returns how many."""
     result = await session.execute(delete(CheckoutDraft).where(CheckoutDraft.expires_at <= now))  # type: ignore[arg-type]
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

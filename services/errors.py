@@ -4,6 +4,9 @@ Chinese in one place (plugins/_common/errors.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+from models.tables import OrderStatus, TicketStatus
 
 
 class ShopError(Exception):
@@ -69,9 +72,15 @@ class TooManyVariants(ShopError):
     limit: int
 
 
+class MediaProblem(StrEnum):
+    DOWNLOAD = "download"
+    TOO_LARGE = "too_large"
+    NOT_IMAGE = "not_image"
+
+
 @dataclass
 class MediaUnavailable(ShopError):
-    reason: str  # "download" | "too_large" | "not_image"
+    reason: MediaProblem
 
 
 # --- ordering ---------------------------------------------------------------------------
@@ -128,8 +137,11 @@ class OrderNotFound(ShopError):
 class InvalidTransition(ShopError):
     """The order's status does not allow this action. `action` names what was tried."""
 
-    status: str
+    status: OrderStatus
     action: str
+
+    def __post_init__(self) -> None:
+        self.status = OrderStatus(self.status)
 
 
 @dataclass
@@ -190,3 +202,61 @@ class PriceChanged(ShopError):
 
     shown_fen: int
     current_fen: int
+
+
+# --- after-sales tickets ----------------------------------------------------------------
+
+
+@dataclass
+class TicketNotFound(ShopError):
+    """Also raised for another customer's ticket: the two must be indistinguishable."""
+
+    code: str
+
+
+class TicketRefusal(StrEnum):
+    """Why a ticket cannot be opened."""
+
+    ORDER_STATUS = "order_status"  # not paid yet, or closed
+    WINDOW = "window"  # too long after completion
+    NO_REASON = "no_reason"  # an item without 七天无理由
+    DUPLICATE = "duplicate"  # one open ticket per order and type
+
+
+@dataclass
+class TicketNotAllowed(ShopError):
+    why: TicketRefusal
+    kind: str
+    days: int = 0
+
+
+@dataclass
+class InvalidTicketTransition(ShopError):
+    """The ticket's status does not allow this action. `action` names what was tried."""
+
+    status: TicketStatus
+    action: str
+
+    def __post_init__(self) -> None:
+        self.status = TicketStatus(self.status)
+
+
+# --- payments (EPay) ------------------------------------------------------------------
+
+
+@dataclass
+class PaymentGatewayError(ShopError):
+    """The payment gateway refused (`reason`: its own message, e.g. "商户不存在") or could
+    not be reached (`reason` empty). `detail` is for logs only; it never holds the key."""
+
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class PayTypeNotOffered(ShopError):
+    """The shop does not offer this payment method (EPAY_TYPES); `offered` are its values,
+    in order."""
+
+    pay_type: str
+    offered: tuple[str, ...]

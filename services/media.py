@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from .errors import MediaUnavailable
+from .errors import MediaProblem, MediaUnavailable
 from .limits import MAX_IMAGE_BYTES
 
 MEDIA_SUBDIR = "media"
@@ -35,9 +35,9 @@ def store_image(data: bytes, data_dir: Path) -> str:
     """Saves image bytes and returns the path relative to `data_dir`."""
     extension = _extension(data)
     if extension is None:
-        raise MediaUnavailable("not_image")
+        raise MediaUnavailable(MediaProblem.NOT_IMAGE)
     if len(data) > MAX_IMAGE_BYTES:
-        raise MediaUnavailable("too_large")
+        raise MediaUnavailable(MediaProblem.TOO_LARGE)
     relative = Path(MEDIA_SUBDIR) / f"{hashlib.sha256(data).hexdigest()[:32]}{extension}"
     target = data_dir / relative
     if not target.exists():
@@ -53,7 +53,7 @@ async def download_image(
 ) -> str:
     """Fetches an image (bounded in size and time) and stores it; returns its relative path."""
     if not url.startswith(("http://", "https://")):
-        raise MediaUnavailable("download")
+        raise MediaUnavailable(MediaProblem.DOWNLOAD)
     try:
         async with (
             asyncio.timeout(DOWNLOAD_DEADLINE_SECONDS),  # a trickling server must not hang us
@@ -61,16 +61,16 @@ async def download_image(
             client.stream("GET", url) as response,
         ):
             if response.status_code != 200:
-                raise MediaUnavailable("download")
+                raise MediaUnavailable(MediaProblem.DOWNLOAD)
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > MAX_IMAGE_BYTES:
-                    raise MediaUnavailable("too_large")
+                    raise MediaUnavailable(MediaProblem.TOO_LARGE)
                 chunks.append(chunk)
     except (httpx.HTTPError, httpx.InvalidURL, TimeoutError) as error:
-        raise MediaUnavailable("download") from error
+        raise MediaUnavailable(MediaProblem.DOWNLOAD) from error
     return store_image(b"".join(chunks), data_dir)
 
 

@@ -7,10 +7,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.tables import ShopOrder
+from models.tables import ShopOrder, Ticket, TicketKind, TicketStatus
 
-from . import groups, outbox, staff
-from .limits import FIELD_ANNOUNCEMENT, MAX_ANNOUNCEMENT, check_text
+from . import outbox, staff
+from .aftersales import KIND_NAMES, RETURN_SHIP_DAYS
 from .money import format_fen
 from .order_rules import REQUEST_NAMES
 from .outbox import Segment, Target
@@ -89,6 +89,17 @@ def refunded(order: ShopOrder, amount_fen: int, fully: bool) -> str:
     return text + ("，订单已关闭。" if fully else "。")
 
 
+# --- merchant order administration (staff side) ---------------------------------------
+
+
+def paid_order_for_staff(order: ShopOrder) -> str:
+    """A payment that staff did not record themselves (gateway, reconciliation)."""
+    return (
+        f"订单号：{order.code} 已付款 {format_fen(order.paid_fen)}，顾客 {order.user_id}，"
+        f"请尽快发货：/发货 {order.code} <快递公司> <运单号>"
+    )
+
+
 def new_order_for_staff(order: ShopOrder) -> str:
     where = f"群 {order.group_id}" if order.group_id else "私聊"
     return f"新订单 订单号：{order.code}，{format_fen(order.total_fen)}，顾客 {order.user_id}（{where}），待付款。"
@@ -99,6 +110,9 @@ def request_for_staff(order: ShopOrder, kind: str, reason: str) -> str:
     text = f"订单号：{order.code} 顾客申请{what}"
     text += f"，原因：{reason}" if reason else ""
     return text + f"。处理：/审核 {order.code} 同意 或 /审核 {order.code} 拒绝 <原因>"
+
+
+# --- shipping (services/usecases/fulfilment.py, the clocks) ----------------------------
 
 
 def shipped(order: ShopOrder, carrier: str, number: str) -> str:
@@ -119,23 +133,163 @@ def auto_completed(order: ShopOrder) -> str:
     return f"订单号：{order.code} 已自动确认收货，订单完成。感谢惠顾！欢迎 /评价 {order.code} <1-5> 说说感受。"
 
 
-async def announce(
-    session: AsyncSession, shop_id: int, shop_name: str, text: str, now: datetime
-) -> int:
-    """Queues the announcement for every enabled group of the shop (the outbox paces
-    them); returns how many groups. The text goes out as plain text, CQ codes and all."""
-    body = announcement(shop_name, check_text(FIELD_ANNOUNCEMENT, text, MAX_ANNOUNCEMENT))
-    targets = sorted(await groups.enabled_group_ids(session, shop_id))
-    for group_id in targets:
-        await outbox.enqueue(
-            session,
-            Target.group(group_id),
-            [outbox.text(body)],
-            f"announce:{now.timestamp()}:{group_id}",
-            now,
-        )
-    return len(targets)
+# --- announcements (services/usecases/announcements.py) -------------------------------
 
 
 def announcement(shop_name: str, text: str) -> str:
     return f"【{shop_name} 公告】{text}"
+
+
+# --- after-sales tickets (services/usecases/tickets.py, aftersales.run_ticket_clocks) ---
+
+
+async def ticket_to_customer(
+    session: AsyncSession, ticket: Ticket, body: str, key: str, now: datetime
+) -> bool:
+    """To the chat the ticket was opened in."""
+    return await to_chat(
+        session, ticket.user_id, ticket.group_id, body, f"ticket:{ticket.code}:{key}", now
+    )
+
+
+async def ticket_to_staff(
+    session: AsyncSession,
+    ticket: Ticket,
+    owners: frozenset[int],
+    body: str,
+    key: str,
+    now: datetime,
+) -> None:
+    await to_staff(session, ticket.shop_id, owners, body, f"ticket:{ticket.code}:{key}", now)
+
+
+async def ticket_to_owners(
+    session: AsyncSession,
+    ticket: Ticket,
+    owners: frozenset[int],
+    body: str,
+    key: str,
+    now: datetime,
+) -> None:
+    """Privately to each owner only (staff were reminded already), once per key and owner."""
+    for owner in sorted(owners):
+        await outbox.enqueue(
+            session,
+            Target.private(owner),
+            [outbox.text(body)],
+            f"ticket:{ticket.code}:{key}:{owner}",
+            now,
+        )
+
+
+def _ticket_kind(ticket: Ticket) -> str:
+    return KIND_NAMES[TicketKind(ticket.kind)]
+
+
+def new_ticket_for_staff(ticket: Ticket, order_code: str) -> str:
+    return f"新售后 工单号：{ticket.code}（{_ticket_kind(ticket)}，订单号：{order_code}，顾客 {ticket.user_id}）：{ticket.reason}"
+
+
+def ticket_message_for_staff(ticket: Ticket, text: str) -> str:
+    return f"工单号：{ticket.code} 顾客留言：{text}"
+
+
+def return_shipped_for_staff(ticket: Ticket, carrier: str, number: str) -> str:
+    return f"工单号：{ticket.code} 顾客已寄回：{carrier} {number}"
+
+
+def ticket_reply(ticket: Ticket, text: str) -> str:
+    return f"工单号：{ticket.code} 店家回复：{text}"
+
+
+def _ticket_decision(ticket: Ticket, verdict: str, reason: str) -> str:
+    text = f"工单号：{ticket.code}（{_ticket_kind(ticket)}）{verdict}"
+    return text + (f"。说明：{reason}" if reason else "。")
+
+
+def ticket_approved(ticket: Ticket, amount_fen: int, refunded: bool) -> str:
+    if refunded:
+        verdict = f"已同意并退款 {format_fen(amount_fen)}"
+    elif TicketStatus(ticket.status) is TicketStatus.AWAITING_RETURN:
+        verdict = "已同意，请按店家说明寄回，并发 /退货单号 <工单号> <快递公司> <运单号>"
+    else:
+        verdict = "已同意"
+    return _ticket_decision(ticket, verdict, "")
+
+
+def ticket_rejected(ticket: Ticket, reason: str) -> str:
+    return _ticket_decision(ticket, "未通过", reason)
+
+
+def ticket_completed(ticket: Ticket, amount_fen: int, refunded: bool) -> str:
+    verdict = f"已完成，退款 {format_fen(amount_fen)}" if refunded else "已完成"
+    return _ticket_decision(ticket, verdict, "")
+
+
+def ticket_reminder_for_staff(ticket: Ticket) -> str:
+    return f"工单号：{ticket.code}（{_ticket_kind(ticket)}）已等待处理超过时限，请尽快 /同意 或 /拒绝。"
+
+
+def ticket_escalation(ticket: Ticket) -> str:
+    return f"【升级】工单号：{ticket.code}（{_ticket_kind(ticket)}）长时间无人处理，顾客 {ticket.user_id}。"
+
+
+def ticket_return_expired(ticket: Ticket) -> str:
+    return f"工单号：{ticket.code} 同意退换后 {RETURN_SHIP_DAYS} 天内没有收到退货单号，工单已关闭。如仍需处理请重新发 /售后。"
+
+
+# --- EPay (services/usecases/epay.py): money the gateway took that pays no order -------
+# To staff, once per payment and reason. `money` is the gateway's own amount ("10.00").
+
+_EPAY_CHECK = "请到支付平台后台核对这笔交易"
+
+
+def epay_unknown_payment(out_trade_no: str, trade_no: str, money: str) -> str:
+    return (
+        f"【支付异常】收到一笔付款 ¥{money}（商户单号 {out_trade_no}，平台单号 {trade_no}），"
+        f"但找不到对应的订单。{_EPAY_CHECK}，必要时手动退款。"
+    )
+
+
+def epay_voided_payment(order_code: str, out_trade_no: str, trade_no: str, money: str) -> str:
+    return (
+        f"【支付异常】订单号：{order_code} 改过数量后，顾客仍按旧金额付了 ¥{money}"
+        f"（商户单号 {out_trade_no}，平台单号 {trade_no}），订单没有改动。"
+        f"{_EPAY_CHECK}，退款或补差价后用 /收款 {order_code} 手动确认。"
+    )
+
+
+def epay_amount_mismatch(
+    order_code: str, out_trade_no: str, trade_no: str, money: str, expected_fen: int
+) -> str:
+    return (
+        f"【支付异常】订单号：{order_code} 收到 ¥{money}，应付 {format_fen(expected_fen)}"
+        f"（商户单号 {out_trade_no}，平台单号 {trade_no}），金额不符，订单没有改动。"
+        f"{_EPAY_CHECK}，处理后可用 /收款 {order_code} 手动确认。"
+    )
+
+
+def epay_second_payment(order_code: str, out_trade_no: str, trade_no: str, money: str) -> str:
+    return (
+        f"【重复付款】订单号：{order_code} 已付过款，又收到一笔 ¥{money}"
+        f"（商户单号 {out_trade_no}，平台单号 {trade_no}）。{_EPAY_CHECK}，并把多付的钱退给顾客。"
+    )
+
+
+def epay_closed_order_paid(
+    order_code: str, status_name: str, out_trade_no: str, trade_no: str, money: str
+) -> str:
+    return (
+        f"【支付异常】订单号：{order_code} 已{status_name}，却收到一笔付款 ¥{money}"
+        f"（商户单号 {out_trade_no}，平台单号 {trade_no}），订单没有改动。{_EPAY_CHECK}，并手动退款。"
+    )
+
+
+def epay_late_payment_stock_gone(
+    order_code: str, item_name: str, available: int, out_trade_no: str, trade_no: str, money: str
+) -> str:
+    return (
+        f"【需要退款】订单号：{order_code} 超时取消后才收到付款 ¥{money}"
+        f"（商户单号 {out_trade_no}，平台单号 {trade_no}），但“{item_name}”只剩 {available} 件，"
+        f"订单无法恢复。请在支付平台后台手动退款给顾客，或补库存后 /收款 {order_code}。"
+    )

@@ -73,7 +73,8 @@ async def ship(
     actor: Actor,
     now: datetime,
 ) -> Shipment:
-    """paid → shipped; tracking starts (the first poll is due at once)."""
+    """paid → shipped; tracking starts (the first poll is due at once). Tells nobody: the
+    use case (services.usecases.fulfilment) queues the customer's notice."""
     if order.status != S.PAID.value:
         raise InvalidTransition(order.status, "ship")
     orders.move(session, order, S.SHIPPED, actor, "shipped", now, detail=f"{carrier.name} {number}")
@@ -87,9 +88,6 @@ async def ship(
     )
     session.add(shipment)
     await session.flush()
-    await notices.to_customer(
-        session, order, notices.shipped(order, carrier.name, number), "shipped", now
-    )
     return shipment
 
 
@@ -129,7 +127,7 @@ async def _store_events(
     return new_rows
 
 
-async def _deliver(
+def _mark_delivered(
     session: AsyncSession,
     order: ShopOrder,
     shipment: Shipment,
@@ -140,13 +138,26 @@ async def _deliver(
     orders.move(session, order, S.DELIVERED, actor, "delivered", now)
     shipment.delivered_at = at
     shipment.in_transit = False
+
+
+async def _deliver(
+    session: AsyncSession,
+    order: ShopOrder,
+    shipment: Shipment,
+    actor: Actor,
+    now: datetime,
+    at: datetime,
+) -> None:
+    """The poll clock's delivery: marks it and tells the customer."""
+    _mark_delivered(session, order, shipment, actor, now, at)
     await notices.to_customer(session, order, notices.delivered(order), "delivered", now)
 
 
 async def add_manual_event(
     session: AsyncSession, order: ShopOrder, text: str, signed: bool, actor: Actor, now: datetime
 ) -> TrackingEventRow:
-    """/物流更新: one event typed by staff; `signed` marks the parcel delivered."""
+    """/物流更新: one event typed by staff; `signed` marks the parcel delivered. Tells
+    nobody: the use case queues the customer's notice."""
     text = text.strip()
     if not text or len(text) > MAX_EVENT_TEXT:
         raise InvalidValue(FIELD_TRACKING_TEXT, "empty" if not text else "too_long", MAX_EVENT_TEXT)
@@ -162,11 +173,7 @@ async def add_manual_event(
     if state is not None:
         shipment.state = state.value
     if signed:
-        await _deliver(session, order, shipment, actor, now, now)
-    else:
-        await notices.to_customer(
-            session, order, notices.tracking_update(order, text), f"track:{row.key}", now
-        )
+        _mark_delivered(session, order, shipment, actor, now, now)
     return row
 
 

@@ -6,6 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.tables import DEFAULT_SHOP_ID, Shop
 
+from .errors import InvalidValue
+from .limits import FIELD_PAYMENT_TEXT, MAX_PAYMENT_TEXT
+
 
 async def ensure_shop(session: AsyncSession, name: str, shop_id: int = DEFAULT_SHOP_ID) -> Shop:
     shop = await session.get(Shop, shop_id)
@@ -28,10 +31,8 @@ async def get_shop(session: AsyncSession, shop_id: int = DEFAULT_SHOP_ID) -> Sho
 async def set_payment_info(
     session: AsyncSession, shop_id: int, text: str, qr_path: str | None
 ) -> Shop:
-    """`/设置收款`: instructions shown by /付款; a new QR image replaces the old one."""
-    from .errors import InvalidValue
-    from .limits import FIELD_PAYMENT_TEXT, MAX_PAYMENT_TEXT
-
+    """`/设置收款`: instructions shown by /付款 (empty text keeps the old ones); a new QR
+    image replaces the old one."""
     text = text.strip()
     if len(text) > MAX_PAYMENT_TEXT:
         raise InvalidValue(FIELD_PAYMENT_TEXT, "too_long", MAX_PAYMENT_TEXT)

@@ -45,8 +45,9 @@ class InvalidTrackingNumber(ShopError):
     text: str
 
 
-class TrackingProviderError(ShopError):
-    """Base of the errors a provider's `query` may raise."""
+class TrackingProviderError(Exception):
+    """Base of the errors a provider's `query` may raise. Not a ShopError: no customer or
+    staff member caused it and no chat reply shows it; the tracking clock logs it."""
 
 
 @dataclass

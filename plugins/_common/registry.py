@@ -4,10 +4,12 @@ checks and of usage errors, so a command's name, role and usage are written once
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
+
+from nonebot.plugin import PluginMetadata
 
 from services.staff import Role
 
@@ -35,6 +37,22 @@ class DialogueMessage:
 # Answers which of its dialogues (by name) a message continues, or None. Called on every
 # message before the command table, so it must be cheap (no database, no await).
 DialogueProbe = Callable[[DialogueMessage], str | None]
+
+
+# The sections of /帮助 and of each plugin's usage, in this order whatever order the
+# plugins load in: the customer's first, then the merchant's. Every `area=` of a command
+# must be listed here (tests/plugins/test_help_router.py checks).
+AREA_ORDER: tuple[str, ...] = (
+    "商品",
+    "下单",
+    "订单",
+    "售后",
+    "帮助",
+    "店铺管理",
+    "订单管理",
+    "发货与物流",
+    "售后处理",
+)
 
 
 class Scope(Enum):
@@ -107,6 +125,57 @@ class Registry:
 
 
 registry = Registry()
+
+
+def _source_position(command: Command) -> tuple[str, int]:
+    """Where the handler is written (module, line): the order within a section."""
+    code = getattr(command.handler, "__code__", None)
+    module = getattr(command.handler, "__module__", None) or ""
+    return module, code.co_firstlineno if code is not None else 0
+
+
+def by_area(commands: Iterable[Command]) -> list[tuple[str, list[Command]]]:
+    """The commands in sections, in AREA_ORDER (an area missing from it goes last), each
+    in the order the handlers are written in the source: the same on every start, however
+    the plugins happen to load."""
+    rank = {area: n for n, area in enumerate(AREA_ORDER)}
+    ordered = sorted(
+        commands,
+        key=lambda c: (rank.get(c.area, len(rank)), c.area, _source_position(c), c.name),
+    )
+    sections: dict[str, list[Command]] = {}
+    for command in ordered:
+        sections.setdefault(command.area, []).append(command)
+    return list(sections.items())
+
+
+def plugin_commands(module: str, commands: Iterable[Command]) -> list[Command]:
+    """The commands whose handlers are written in the plugin `module` (or its submodules)."""
+    return [
+        c
+        for c in commands
+        if (own := getattr(c.handler, "__module__", "")) == module or own.startswith(module + ".")
+    ]
+
+
+def plugin_usage(module: str, commands: Iterable[Command] | None = None) -> str:
+    """A plugin's usage text, generated from its own registered commands by section."""
+    own = plugin_commands(module, registry.commands if commands is None else commands)
+    lines: list[str] = []
+    for area, members in by_area(own):
+        lines.append(f"【{area}】")
+        lines += [f"/{c.usage}  {c.summary}" for c in members]
+    return "\n".join(lines)
+
+
+def plugin_metadata(module: str, *, name: str, description: str) -> PluginMetadata:
+    """The area plugin's `__plugin_meta__`, its usage generated from the registry. Assign it
+    at the end of the plugin's module (`plugin_metadata(__name__, ...)`), after every
+    `@command` has run: NoneBot reads `__plugin_meta__` once the module has executed."""
+    usage = plugin_usage(module)
+    if not usage:
+        raise RuntimeError(f"{module}: no commands registered yet; build the metadata last")
+    return PluginMetadata(name=name, description=description, usage=usage)
 
 
 def command(

@@ -1,29 +1,17 @@
 """After-sales: /售后 /工单 /留言 /退货单号 /撤销 for customers; /工单列表 /回复 /同意
-/拒绝 /完成 for staff. Messages relay both ways through the outbox."""
+/拒绝 /完成 for staff. Messages relay both ways: each side hears the other."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from nonebot.plugin import PluginMetadata
-
 from models.tables import TicketKind
-from models.types import utcnow
 from plugins._common.context import CommandContext, Reply
-from plugins._common.registry import command
-from services import aftersales, orders
-from services.aftersales import STATUS_BY_NAME, Windows
-from services.media import download_image
+from plugins._common.registry import command, plugin_metadata
+from services.aftersales import STATUS_BY_NAME
 from services.staff import Role
 from services.tracking import check_tracking_number, normalise_carrier
+from services.usecases import tickets
 
 from . import render
-
-__plugin_meta__ = PluginMetadata(
-    name="售后",
-    description="退款、退货、换货、投诉工单，双向留言，店家处理",
-    usage="/售后 /工单 /留言 /退货单号 /撤销 /工单列表 /回复 /同意 /拒绝 /完成",
-)
 
 AREA = "售后"
 STAFF_AREA = "售后处理"
@@ -39,17 +27,6 @@ _KINDS = {
 }
 
 
-def _windows(ctx: CommandContext) -> Windows:
-    settings = ctx.runtime.settings
-    return Windows(timedelta(days=settings.aftersale_days), timedelta(days=settings.exchange_days))
-
-
-async def _images(ctx: CommandContext) -> list[str]:
-    """Evidence images are downloaded now: QQ image URLs expire within hours."""
-    aftersales.check_image_count(len(ctx.image_urls))
-    return [await download_image(url, ctx.shop.data_dir) for url in ctx.image_urls]
-
-
 @command(
     "售后",
     aliases=("aftersale",),
@@ -61,32 +38,13 @@ async def _images(ctx: CommandContext) -> list[str]:
 async def aftersale(ctx: CommandContext) -> Reply:
     zone = ctx.runtime.settings.timezone
     if not ctx.args.has_more():
-        async with ctx.runtime.database.read() as session:
-            rows = await aftersales.list_tickets(session, ctx.shop_id, customer_id=ctx.user_id)
+        rows = await tickets.my_tickets(ctx.shop, ctx.caller)
         return Reply(render.ticket_list(rows, zone, staff=False))
     code = ctx.args.order_code()
     kind = ctx.args.choice("类型", _KINDS)
     reason = ctx.args.rest("原因")
-    now = utcnow()
-    async with ctx.runtime.database.read() as session:
-        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        await aftersales.check_eligible(session, order, kind, _windows(ctx), now)
-    images = await _images(ctx)
-    async with ctx.runtime.database.write() as session:
-        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        ticket = await aftersales.open_ticket(
-            session, order, kind, reason, images, ctx.actor, ctx.group_id, _windows(ctx), now
-        )
-        await aftersales.notify_staff(
-            session,
-            ticket,
-            ctx.runtime.access.owners,
-            render.staff_new_ticket(ticket, order.code),
-            "opened",
-            now,
-        )
-    pass  # woken on commit
-    return Reply(render.opened(ticket, order.code, len(images)))
+    opened = await tickets.open_ticket(ctx.shop, ctx.caller, code, kind, reason, ctx.image_urls)
+    return Reply(render.opened(opened.ticket, opened.order_code, opened.image_count))
 
 
 @command(
@@ -100,9 +58,7 @@ async def aftersale(ctx: CommandContext) -> Reply:
 async def show_ticket(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.own_only)
-        view = await aftersales.ticket_detail(session, ticket)
+    view = await tickets.view_ticket(ctx.shop, ctx.caller, code)
     return Reply(render.detail(view, ctx.runtime.settings.timezone, in_group=ctx.in_group))
 
 
@@ -117,22 +73,7 @@ async def show_ticket(ctx: CommandContext) -> Reply:
 async def customer_message(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     text = ctx.args.rest("内容", required=not ctx.image_urls)
-    now = utcnow()
-    async with ctx.runtime.database.read() as session:
-        await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
-    images = await _images(ctx)
-    async with ctx.runtime.database.write() as session:
-        ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        message = await aftersales.add_message(session, ticket, ctx.actor, text, images, now)
-        await aftersales.notify_staff(
-            session,
-            ticket,
-            ctx.runtime.access.owners,
-            render.staff_new_message(ticket, text or "[图片]"),
-            f"message:{message.id}",
-            now,
-        )
-    pass  # woken on commit
+    ticket = await tickets.leave_message(ctx.shop, ctx.caller, code, text, ctx.image_urls)
     return Reply(render.message_added(ticket, staff=False))
 
 
@@ -149,19 +90,7 @@ async def return_parcel(ctx: CommandContext) -> Reply:
     carrier = normalise_carrier(ctx.args.word("快递公司"))
     number = check_tracking_number(ctx.args.word("运单号"))
     ctx.args.end()
-    now = utcnow()
-    async with ctx.runtime.database.write() as session:
-        ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        await aftersales.return_shipped(session, ticket, carrier.name, number, ctx.actor, now)
-        await aftersales.notify_staff(
-            session,
-            ticket,
-            ctx.runtime.access.owners,
-            f"工单号：{ticket.code} 顾客已寄回：{carrier.name} {number}",
-            "return_shipped",
-            now,
-        )
-    pass  # woken on commit
+    ticket = await tickets.record_return_parcel(ctx.shop, ctx.caller, code, carrier.name, number)
     return Reply(render.return_recorded(ticket))
 
 
@@ -176,9 +105,7 @@ async def return_parcel(ctx: CommandContext) -> Reply:
 async def withdraw(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        ticket = await aftersales.get_ticket(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        await aftersales.withdraw(session, ticket, ctx.actor, utcnow())
+    ticket = await tickets.withdraw_ticket(ctx.shop, ctx.caller, code)
     return Reply(render.withdrawn(ticket))
 
 
@@ -198,8 +125,7 @@ async def withdraw(ctx: CommandContext) -> Reply:
 async def list_tickets(ctx: CommandContext) -> Reply:
     status = ctx.args.choice("状态", STATUS_BY_NAME) if ctx.args.has_more() else None
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        rows = await aftersales.list_tickets(session, ctx.shop_id, status=status)
+    rows = await tickets.list_tickets(ctx.shop, ctx.caller, status)
     return Reply(render.ticket_list(rows, ctx.runtime.settings.timezone, staff=True))
 
 
@@ -215,18 +141,7 @@ async def list_tickets(ctx: CommandContext) -> Reply:
 async def staff_reply(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     text = ctx.args.rest("内容")
-    now = utcnow()
-    async with ctx.runtime.database.write() as session:
-        ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
-        message = await aftersales.add_message(session, ticket, ctx.actor, text, [], now)
-        await aftersales.notify_customer(
-            session,
-            ticket,
-            render.customer_reply(ticket, message.text),
-            f"message:{message.id}",
-            now,
-        )
-    pass  # woken on commit
+    ticket = await tickets.answer_ticket(ctx.shop, ctx.caller, code, text)
     return Reply(render.message_added(ticket, staff=True))
 
 
@@ -243,15 +158,8 @@ async def approve(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     amount = ctx.args.optional_amount()
     ctx.args.end()
-    now = utcnow()
-    async with ctx.runtime.database.write() as session:
-        ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
-        refund, refunded = await aftersales.approve(session, ticket, amount, ctx.actor, "", now)
-        await aftersales.notify_customer(
-            session, ticket, render.customer_approved(ticket, refund, refunded), "approved", now
-        )
-    pass  # woken on commit
-    return Reply(render.approved(ticket, refund, refunded))
+    decision = await tickets.approve_ticket(ctx.shop, ctx.caller, code, amount)
+    return Reply(render.approved(decision.ticket, decision.amount_fen, decision.refunded))
 
 
 @command(
@@ -266,14 +174,7 @@ async def approve(ctx: CommandContext) -> Reply:
 async def reject(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     reason = ctx.args.rest("原因")
-    now = utcnow()
-    async with ctx.runtime.database.write() as session:
-        ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
-        await aftersales.reject(session, ticket, ctx.actor, reason, now)
-        await aftersales.notify_customer(
-            session, ticket, render.customer_rejected(ticket, reason), "rejected", now
-        )
-    pass  # woken on commit
+    ticket = await tickets.reject_ticket(ctx.shop, ctx.caller, code, reason)
     return Reply(render.rejected(ticket))
 
 
@@ -289,12 +190,11 @@ async def reject(ctx: CommandContext) -> Reply:
 async def complete(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     ctx.args.end()
-    now = utcnow()
-    async with ctx.runtime.database.write() as session:
-        ticket = await aftersales.get_ticket(session, ctx.shop_id, code)
-        amount, refunded = await aftersales.complete(session, ticket, ctx.actor, now)
-        await aftersales.notify_customer(
-            session, ticket, render.customer_completed(ticket, amount, refunded), "completed", now
-        )
-    pass  # woken on commit
-    return Reply(render.completed(ticket, amount, refunded))
+    decision = await tickets.complete_ticket(ctx.shop, ctx.caller, code)
+    return Reply(render.completed(decision.ticket, decision.amount_fen, decision.refunded))
+
+
+# Last, after every @command above has registered: NoneBot reads it once the module ran.
+__plugin_meta__ = plugin_metadata(
+    __name__, name="售后", description="退款、退货、换货、投诉工单，双向留言，店家处理"
+)

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from nonebot.plugin import PluginMetadata
-
 from plugins._common.args import is_integer_word
 from plugins._common.context import CommandContext, Reply
-from plugins._common.registry import command
-from services import catalog, reviews
-from services.media import load_image
+from plugins._common.registry import command, plugin_metadata
+from services.usecases import catalog
 
 from . import render
-
-__plugin_meta__ = PluginMetadata(
-    name="商品浏览",
-    description="浏览、搜索在售商品，查看详情",
-    usage="/商品 [分类] [页码]\n/分类\n/搜索 <关键词>\n/详情 <商品编号>",
-)
 
 AREA = "商品"
 
@@ -35,9 +26,8 @@ async def list_items(ctx: CommandContext) -> Reply:
         category = ctx.args.word("分类")
     page = ctx.args.page() if ctx.args.has_more() else 1
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        result = await catalog.list_items(session, ctx.shop_id, category, page)
-    return Reply(render.item_page(result, ctx.runtime.settings.shop_name))
+    result = await catalog.list_items(ctx.shop, category, page)
+    return Reply(render.item_page(result, ctx.shop.settings.shop_name))
 
 
 @command(
@@ -50,9 +40,7 @@ async def list_items(ctx: CommandContext) -> Reply:
 )
 async def list_categories(ctx: CommandContext) -> Reply:
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        rows = await catalog.list_categories(session, ctx.shop_id)
-    return Reply(render.categories(rows))
+    return Reply(render.categories(await catalog.list_categories(ctx.shop)))
 
 
 @command(
@@ -65,8 +53,7 @@ async def list_categories(ctx: CommandContext) -> Reply:
 )
 async def search(ctx: CommandContext) -> Reply:
     query = ctx.args.rest("关键词")
-    async with ctx.runtime.database.read() as session:
-        items = await catalog.search_items(session, ctx.shop_id, query)
+    items = await catalog.search_items(ctx.shop, query)
     return Reply(render.search_results(query.strip(), items))
 
 
@@ -81,17 +68,16 @@ async def search(ctx: CommandContext) -> Reply:
 async def item_detail(ctx: CommandContext) -> Reply:
     item_id = ctx.args.item_id()
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        detail = await catalog.item_detail(
-            session, ctx.shop_id, item_id, include_delisted=ctx.is_staff
-        )
-        rating = await reviews.item_rating(session, item_id)
-    image = (
-        load_image(detail.item.image_path, ctx.shop.data_dir) if detail.item.image_path else None
-    )
+    view = await catalog.item_detail(ctx.shop, ctx.caller, item_id)
     return Reply(
         render.item_detail(
-            detail, show_shelf_state=ctx.is_staff, rating=rating, in_group=ctx.in_group
+            view.detail, show_shelf_state=ctx.is_staff, rating=view.rating, in_group=ctx.in_group
         ),
-        image=image,
+        image=view.image,
     )
+
+
+# Last, after every @command above has registered: NoneBot reads it once the module ran.
+__plugin_meta__ = plugin_metadata(
+    __name__, name="商品浏览", description="浏览、搜索在售商品，查看详情"
+)

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from nonebot.plugin import PluginMetadata
-
 from plugins._common.args import normalise_word
 from plugins._common.context import CommandContext, Reply
-from plugins._common.registry import command, registry
+from plugins._common.registry import command, plugin_metadata, registry
 
 from . import render
-
-__plugin_meta__ = PluginMetadata(
-    name="帮助",
-    description="列出可用命令，或某个命令的用法和例子",
-    usage="/帮助 [命令]",
-)
 
 
 @command(
@@ -43,3 +35,8 @@ async def show_help(ctx: CommandContext) -> Reply:
     if target is None or target.role > ctx.role:
         return Reply(render.unknown_command(name, prefixes))
     return Reply(render.command_help(target, prefixes))
+
+
+__plugin_meta__ = plugin_metadata(
+    __name__, name="帮助", description="列出可用命令，或某个命令的用法和例子"
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from plugins._common.context import display_prefix, usage_line
-from plugins._common.registry import Command
+from plugins._common.registry import Command, by_area
 
 
 def overview(
@@ -11,10 +11,7 @@ def overview(
 ) -> str:
     prefix = display_prefix(prefixes)
     lines = [f"{shop_name} 可用命令："]
-    areas: dict[str, list[Command]] = {}
-    for command in commands:
-        areas.setdefault(command.area, []).append(command)
-    for area, members in areas.items():
+    for area, members in by_area(commands):
         lines.append(f"【{area}】")
         lines += [f"{prefix}{c.usage}  {c.summary}" for c in members]
     lines.append(f"发 {prefix}帮助 <命令> 查看用法和例子，如 {prefix}帮助 详情")

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from nonebot.plugin import PluginMetadata
-
 from plugins._common.context import CommandContext, Reply
-from plugins._common.registry import Scope, command
-from services import catalog, groups, staff
-from services.limits import FIELD_DESCRIPTION, MAX_DESCRIPTION, check_text
-from services.media import download_image
+from plugins._common.registry import Scope, command, plugin_metadata
 from services.staff import Role
+from services.usecases import catalog_admin
 
 from . import orders as _orders  # noqa: F401  (registers the order commands)
 from . import render
-
-__plugin_meta__ = PluginMetadata(
-    name="店铺管理",
-    description="店主和店员的商品、库存、店员与群管理命令",
-    usage="/新品 /规格 /改价 /库存 /上架 /下架 /描述 /设分类 /无理由 /店员 /启用本群 /停用本群",
-)
 
 AREA = "店铺管理"
 _ON_OFF = {"开": True, "关": False, "on": True, "off": False}
@@ -40,11 +30,8 @@ async def new_item(ctx: CommandContext) -> Reply:
     stock = ctx.args.stock()
     category = ctx.args.optional_word()
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        item, variant = await catalog.create_item(
-            session, ctx.shop_id, name, price, stock, category
-        )
-    return Reply(render.item_created(item, variant, category))
+    created = await catalog_admin.create_item(ctx.shop, name, price, stock, category)
+    return Reply(render.item_created(created.item, created.variant, created.category))
 
 
 @command(
@@ -62,10 +49,8 @@ async def add_variant(ctx: CommandContext) -> Reply:
     price = ctx.args.price()
     stock = ctx.args.stock()
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        variant = await catalog.add_variant(session, ctx.shop_id, item_id, name, price, stock)
-        item = await catalog.get_item(session, ctx.shop_id, item_id, include_delisted=True)
-    return Reply(render.variant_added(item, variant))
+    added = await catalog_admin.add_variant(ctx.shop, item_id, name, price, stock)
+    return Reply(render.variant_added(added.item, added.variant))
 
 
 @command(
@@ -81,9 +66,8 @@ async def change_price(ctx: CommandContext) -> Reply:
     ref = ctx.args.variant_ref()
     price = ctx.args.price()
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        item, variant, old_price = await catalog.set_price(session, ctx.shop_id, ref, price)
-    return Reply(render.price_changed(item, variant, old_price))
+    result = await catalog_admin.set_price(ctx.shop, ref, price)
+    return Reply(render.price_changed(result.item, result.variant, result.old_price_fen))
 
 
 @command(
@@ -99,17 +83,15 @@ async def change_stock(ctx: CommandContext) -> Reply:
     ref = ctx.args.variant_ref()
     change = ctx.args.stock_change()
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        item, variant, old_stock = await catalog.change_stock(session, ctx.shop_id, ref, change)
-    return Reply(render.stock_changed(item, variant, change, old_stock))
+    result = await catalog_admin.change_stock(ctx.shop, ref, change)
+    return Reply(render.stock_changed(result.item, result.variant, result.change, result.old_stock))
 
 
 async def _set_listed(ctx: CommandContext, listed: bool) -> Reply:
     item_id = ctx.args.item_id()
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        item, changed = await catalog.set_listed(session, ctx.shop_id, item_id, listed)
-    return Reply(render.shelf_changed(item, changed))
+    result = await catalog_admin.set_listed(ctx.shop, item_id, listed)
+    return Reply(render.shelf_changed(result.item, result.changed))
 
 
 @command(
@@ -150,9 +132,7 @@ async def delist_item(ctx: CommandContext) -> Reply:
 async def list_delisted(ctx: CommandContext) -> Reply:
     page = ctx.args.page() if ctx.args.has_more() else 1
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        result = await catalog.list_delisted(session, ctx.shop_id, page)
-    return Reply(render.delisted_page(result))
+    return Reply(render.delisted_page(await catalog_admin.list_delisted(ctx.shop, page)))
 
 
 @command(
@@ -167,21 +147,12 @@ async def list_delisted(ctx: CommandContext) -> Reply:
 async def describe_item(ctx: CommandContext) -> Reply:
     item_id = ctx.args.item_id()
     text = ctx.args.rest("描述文字", required=not ctx.image_urls)
-    if text:
-        # Refuse before downloading: a rejected description must not leave an orphan file.
-        text = check_text(FIELD_DESCRIPTION, text, MAX_DESCRIPTION)
-    async with ctx.runtime.database.read() as session:
-        await catalog.get_item(session, ctx.shop_id, item_id, include_delisted=True)
-    # Download before taking the write lock: the network must not hold up other writers.
-    image_path = (
-        await download_image(ctx.image_urls[0], ctx.shop.data_dir) if ctx.image_urls else None
-    )
-    async with ctx.runtime.database.write() as session:
-        item = await catalog.set_description(
-            session, ctx.shop_id, item_id, text or None, image_path
-        )
+    image_url = ctx.image_urls[0] if ctx.image_urls else None
+    result = await catalog_admin.describe_item(ctx.shop, item_id, text or None, image_url)
     return Reply(
-        render.description_set(item, text_changed=bool(text), image_saved=image_path is not None)
+        render.description_set(
+            result.item, text_changed=result.text_changed, image_saved=result.image_saved
+        )
     )
 
 
@@ -198,8 +169,7 @@ async def set_category(ctx: CommandContext) -> Reply:
     item_id = ctx.args.item_id()
     category = ctx.args.word("分类")
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        item = await catalog.set_category(session, ctx.shop_id, item_id, category)
+    item = await catalog_admin.set_category(ctx.shop, item_id, category)
     return Reply(render.category_set(item, category))
 
 
@@ -216,8 +186,7 @@ async def set_no_reason(ctx: CommandContext) -> Reply:
     item_id = ctx.args.item_id()
     allowed = ctx.args.choice("开关", _ON_OFF)
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        item = await catalog.set_no_reason_return(session, ctx.shop_id, item_id, allowed)
+    item = await catalog_admin.set_no_reason_return(ctx.shop, item_id, allowed)
     return Reply(render.no_reason_set(item))
 
 
@@ -231,31 +200,23 @@ async def set_no_reason(ctx: CommandContext) -> Reply:
     area=AREA,
 )
 async def manage_staff(ctx: CommandContext) -> Reply:
-    access = ctx.runtime.access
     if not ctx.args.has_more():
-        async with ctx.runtime.database.read() as session:
-            rows = await staff.list_staff(session, ctx.shop_id)
-        return Reply(render.staff_list(rows, access.owners))
+        roster = await catalog_admin.list_staff(ctx.shop)
+        return Reply(render.staff_list(roster.staff, roster.owners))
     action = ctx.args.choice("操作", _STAFF_ACTIONS)
     user_id = ctx.args.qq()
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        if action == "add":
-            await staff.add_staff(session, ctx.shop_id, user_id, ctx.user_id, access.owners)
-        else:
-            await staff.remove_staff(session, ctx.shop_id, user_id)
-    access.invalidate()
-    return Reply(render.staff_added(user_id) if action == "add" else render.staff_removed(user_id))
+    if action == "add":
+        await catalog_admin.add_staff(ctx.shop, ctx.caller, user_id)
+        return Reply(render.staff_added(user_id))
+    await catalog_admin.remove_staff(ctx.shop, user_id)
+    return Reply(render.staff_removed(user_id))
 
 
 async def _set_group(ctx: CommandContext, enabled: bool) -> Reply:
     ctx.args.end()
-    assert ctx.group_id is not None  # Scope.GROUP_ONLY
-    async with ctx.runtime.database.write() as session:
-        changed = await groups.set_group_enabled(
-            session, ctx.shop_id, ctx.group_id, enabled, ctx.user_id
-        )
-    ctx.runtime.access.invalidate()
+    # Scope.GROUP_ONLY: the router only calls this from a group.
+    changed = await catalog_admin.set_group_enabled(ctx.shop, ctx.caller, enabled)
     return Reply(render.group_enabled(changed) if enabled else render.group_disabled(changed))
 
 
@@ -287,3 +248,11 @@ async def enable_group(ctx: CommandContext) -> Reply:
 )
 async def disable_group(ctx: CommandContext) -> Reply:
     return await _set_group(ctx, False)
+
+
+# Last, after every @command above has registered: NoneBot reads it once the module ran.
+__plugin_meta__ = plugin_metadata(
+    __name__,
+    name="店铺管理",
+    description="店主和店员的商品、库存、店员与群管理，以及订单、收款、退款与统计",
+)

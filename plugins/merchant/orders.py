@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from models.tables import OrderStatus
-from models.types import utcnow
 from plugins._common.args import is_integer_word
 from plugins._common.context import CommandContext, Reply
 from plugins._common.registry import command
-from services import notices, orders, stats
-from services.media import download_image
+from services import stats
 from services.order_rules import STATUS_BY_NAME
-from services.shop import set_payment_info
 from services.staff import Role
+from services.usecases import order_admin, payments
 
 from . import render
 
@@ -35,10 +33,8 @@ async def all_orders(ctx: CommandContext) -> Reply:
         status = ctx.args.choice("状态", STATUS_BY_NAME)
     page = ctx.args.page() if ctx.args.has_more() else 1
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        rows, total = await orders.list_orders(session, ctx.shop_id, status=status, page=page)
-        with_lines = [(order, await orders.order_lines(session, order.id or 0)) for order in rows]
-    return Reply(render.order_list(with_lines, total, page, ctx.runtime.settings.timezone, status))
+    listing = await order_admin.list_orders(ctx.shop, ctx.caller, status=status, page=page)
+    return Reply(render.order_list(listing, ctx.shop.settings.timezone))
 
 
 @command(
@@ -53,22 +49,16 @@ async def all_orders(ctx: CommandContext) -> Reply:
 async def record_payment(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     ctx.args.end()
-    now = utcnow()
-    async with ctx.runtime.database.write() as session:
-        order = await orders.get_order(session, ctx.shop_id, code)
-        revived = (
-            order.status == OrderStatus.CANCELLED.value
-        )  # record_payment refuses unless it expired
-        recorded = await orders.record_payment(
-            session, order, "manual", f"manual:{order.code}", order.total_fen, ctx.actor, now
-        )
-        if recorded:
-            await notices.to_customer(
-                session, order, notices.payment_received(order, revived=revived), "paid", now
-            )
-    if recorded:
-        pass  # woken on commit
-    return Reply(render.payment_recorded(order, recorded, revived=revived))
+    # Staff confirm by hand that the order's full total arrived.
+    outcome = await payments.record_payment(
+        ctx.shop,
+        ctx.actor,
+        code,
+        provider=payments.MANUAL,
+        reference=payments.manual_reference(code),
+        amount_fen=None,
+    )
+    return Reply(render.payment_recorded(outcome))
 
 
 @command(
@@ -84,20 +74,10 @@ async def decide(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     approve = ctx.args.choice("决定", _DECISIONS)
     reason = ctx.args.rest("原因", required=False)
-    now = utcnow()
-    async with ctx.runtime.database.write() as session:
-        order = await orders.get_order(session, ctx.shop_id, code)
-        decided = await orders.decide(session, order, approve, ctx.actor, reason, now)
-        for request in decided:
-            await notices.to_customer(
-                session,
-                order,
-                notices.request_decided(order, request.kind, approve, reason),
-                f"request:{request.id}",
-                now,
-            )
-    pass  # woken on commit
-    return Reply(render.requests_decided(order, decided, approve))
+    decided = await order_admin.decide_requests(
+        ctx.shop, ctx.caller, code, approve=approve, reason=reason
+    )
+    return Reply(render.requests_decided(decided))
 
 
 @command(
@@ -115,19 +95,8 @@ async def refund(ctx: CommandContext) -> Reply:
     # still refundable is refunded.
     amount = ctx.args.optional_amount()
     reason = ctx.args.rest("原因", required=False)
-    now = utcnow()
-    async with ctx.runtime.database.write() as session:
-        order = await orders.get_order(session, ctx.shop_id, code)
-        refunded, fully = await orders.refund(session, order, amount, reason, ctx.actor, now)
-        await notices.to_customer(
-            session,
-            order,
-            notices.refunded(order, refunded, fully),
-            f"refund:{order.refunded_fen}",
-            now,
-        )
-    pass  # woken on commit
-    return Reply(render.refund_done(order, refunded, fully))
+    outcome = await order_admin.refund(ctx.shop, ctx.caller, code, amount_fen=amount, reason=reason)
+    return Reply(render.refund_done(outcome))
 
 
 @command(
@@ -141,12 +110,10 @@ async def refund(ctx: CommandContext) -> Reply:
 )
 async def set_payinfo(ctx: CommandContext) -> Reply:
     text = ctx.args.rest("付款说明", required=not ctx.image_urls)
-    image_path = (
-        await download_image(ctx.image_urls[0], ctx.shop.data_dir) if ctx.image_urls else None
+    info = await order_admin.set_payment_info(
+        ctx.shop, ctx.caller, text=text, image_url=ctx.image_urls[0] if ctx.image_urls else None
     )
-    async with ctx.runtime.database.write() as session:
-        shop = await set_payment_info(session, ctx.shop_id, text, image_path)
-    return Reply(render.payinfo_set(shop.payment_text, shop.payment_qr_path is not None))
+    return Reply(render.payinfo_set(info))
 
 
 _PERIOD_WORDS = {
@@ -169,8 +136,5 @@ _PERIOD_WORDS = {
 async def show_stats(ctx: CommandContext) -> Reply:
     label = ctx.args.choice("时间范围", _PERIOD_WORDS) if ctx.args.has_more() else "今日"
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        result = await stats.shop_stats(
-            session, ctx.shop_id, label, utcnow(), ctx.runtime.settings.timezone
-        )
-    return Reply(render.stats(result, ctx.runtime.settings.timezone))
+    result = await order_admin.shop_stats(ctx.shop, ctx.caller, label)
+    return Reply(render.stats(result, ctx.shop.settings.timezone))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from models.tables import Item, OrderLine, OrderRequest, OrderStatus, ShopOrder, Staff, Variant
+from models.tables import Item, Staff, Variant
 from plugins._common.views import item_summary_line, local_time
 from services.catalog import ItemPage, StockChange, VariantRef
 from services.limits import ORDER_PAGE_SIZE
 from services.money import format_fen
 from services.order_rules import REQUEST_NAMES, status_name
 from services.stats import ShopStats
+from services.usecases.order_admin import OrderListing, PaymentInfo, RefundOutcome, RequestsDecided
+from services.usecases.payments import PaymentOutcome
 
 _STOCK_VERBS = {"add": "增加", "sub": "减少", "set": "设为"}
 
@@ -110,13 +112,8 @@ def group_disabled(changed: bool) -> str:
 # --- orders -------------------------------------------------------------------------
 
 
-def order_list(
-    rows: list[tuple[ShopOrder, list[OrderLine]]],
-    total: int,
-    page: int,
-    zone: ZoneInfo,
-    status: OrderStatus | None,
-) -> str:
+def order_list(listing: OrderListing, zone: ZoneInfo) -> str:
+    rows, total, page, status = listing.rows, listing.total, listing.page, listing.status
     title = f"订单（{status_name(status)}）" if status else "全部订单"
     if not rows:
         return f"{title}：没有订单。" if page == 1 else f"{title}：第 {page} 页没有订单。"
@@ -132,10 +129,11 @@ def order_list(
     return "\n".join(lines)
 
 
-def payment_recorded(order: ShopOrder, recorded: bool, *, revived: bool = False) -> str:
-    if not recorded:
+def payment_recorded(outcome: PaymentOutcome) -> str:
+    order = outcome.order
+    if not outcome.recorded:
         return f"订单号：{order.code} 已经记录过收款，没有重复记录。"
-    if revived:
+    if outcome.revived:
         return (
             f"已确认收款：订单号：{order.code}，{format_fen(order.paid_fen)}。订单曾超时取消，"
             "现已恢复为待发货，库存已重新占用。已通知顾客，请尽快发货。"
@@ -145,27 +143,29 @@ def payment_recorded(order: ShopOrder, recorded: bool, *, revived: bool = False)
     )
 
 
-def requests_decided(order: ShopOrder, requests: list[OrderRequest], approved: bool) -> str:
-    names = "、".join(REQUEST_NAMES[r.kind] for r in requests)
-    verdict = "已同意" if approved else "已拒绝"
+def requests_decided(decided: RequestsDecided) -> str:
+    order = decided.order
+    names = "、".join(REQUEST_NAMES[r.kind] for r in decided.requests)
+    verdict = "已同意" if decided.approved else "已拒绝"
     text = f"订单号：{order.code} {verdict}：{names}。已通知顾客。"
-    if approved and any(r.kind == "cancel" for r in requests):
+    if decided.approved and any(r.kind == "cancel" for r in decided.requests):
         text += f"已全额退款 {format_fen(order.refunded_fen)}，库存已退回。"
     return text
 
 
-def refund_done(order: ShopOrder, amount: int, fully: bool) -> str:
-    text = f"订单号：{order.code} 已退款 {format_fen(amount)}（累计 {format_fen(order.refunded_fen)}）。"
+def refund_done(outcome: RefundOutcome) -> str:
+    order = outcome.order
+    text = f"订单号：{order.code} 已退款 {format_fen(outcome.refunded_fen)}（累计 {format_fen(order.refunded_fen)}）。"
     return text + (
         "订单已关闭为已退款。"
-        if fully
+        if outcome.fully
         else f"还可退 {format_fen(order.paid_fen - order.refunded_fen)}。"
     )
 
 
-def payinfo_set(text: str, has_qr: bool) -> str:
-    qr = "，收款码已保存" if has_qr else "，未设置收款码（发送时附一张图片即可）"
-    return f"付款说明已更新{qr}。顾客发 /付款 <订单号> 时会看到：\n{text}"
+def payinfo_set(info: PaymentInfo) -> str:
+    qr = "，收款码已保存" if info.has_qr else "，未设置收款码（发送时附一张图片即可）"
+    return f"付款说明已更新{qr}。顾客发 /付款 <订单号> 时会看到：\n{info.text}"
 
 
 def stats(result: ShopStats, zone: ZoneInfo) -> str:

@@ -4,14 +4,7 @@ dialogue), /地址, /订单, /付款, /修改, /取消."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
-from nonebot.plugin import PluginMetadata
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from models.tables import CheckoutDraft, OrderStatus, ShopOrder
-from models.types import utcnow
 from plugins._common.args import ArgReader, UsageError, is_integer_word, normalise_word
 from plugins._common.context import CommandContext, Reply
 from plugins._common.registry import (
@@ -19,35 +12,18 @@ from plugins._common.registry import (
     command,
     dialogue,
     dialogue_probe,
+    plugin_metadata,
     registry,
 )
-from services import addresses, cart, catalog, checkout, notices, orders, reviews, shipping
-from services.catalog import VariantRef
+from services import addresses
 from services.codes import looks_like_code
-from services.errors import NoAddress, ShopError
-from services.media import load_image
-from services.order_rules import STATUS_BY_NAME, Mode
-from services.shop import get_shop
+from services.order_rules import STATUS_BY_NAME
+from services.usecases import buying
+from services.usecases.buying import NextStep
 
 from . import render
 
-T = TypeVar("T")
-
-__plugin_meta__ = PluginMetadata(
-    name="购物车与下单",
-    description="加购、结算、下单确认、收货地址、订单查询、付款、修改与取消",
-    usage="/加购 /购物车 /结算 /下单 /地址 /订单 /付款 /修改 /取消",
-)
-
 AREA = "下单"
-
-
-def chat_key(ctx: CommandContext) -> int | None:
-    return ctx.group_id
-
-
-def wake_outbox(ctx: CommandContext) -> None:
-    pass  # woken on commit
 
 
 # --- cart ---------------------------------------------------------------------------
@@ -65,14 +41,9 @@ async def add_to_cart(ctx: CommandContext) -> Reply:
     ref = ctx.args.variant_ref()
     quantity = ctx.args.quantity() if ctx.args.has_more() else 1
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        item, variant, total = await cart.add_to_cart(
-            session, ctx.shop_id, ctx.user_id, ref, quantity
-        )
+    added = await buying.add_to_cart(ctx.shop, ctx.caller, ref, quantity)
     return Reply(
-        render.added_to_cart(
-            VariantRef(ref.item_id, variant.position), item.name, variant.name, total
-        )
+        render.added_to_cart(added.ref, added.item.name, added.variant.name, added.quantity)
     )
 
 
@@ -81,9 +52,7 @@ async def add_to_cart(ctx: CommandContext) -> Reply:
 )
 async def show_cart(ctx: CommandContext) -> Reply:
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        views = await cart.view_cart(session, ctx.shop_id, ctx.user_id)
-    return Reply(render.cart(views))
+    return Reply(render.cart(await buying.view_cart(ctx.shop, ctx.caller)))
 
 
 @command(
@@ -97,8 +66,7 @@ async def show_cart(ctx: CommandContext) -> Reply:
 async def remove_from_cart(ctx: CommandContext) -> Reply:
     ref = ctx.args.variant_ref()
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        view = await cart.remove_from_cart(session, ctx.shop_id, ctx.user_id, ref)
+    view = await buying.remove_from_cart(ctx.shop, ctx.caller, ref)
     return Reply(render.removed_from_cart(view))
 
 
@@ -112,39 +80,23 @@ async def remove_from_cart(ctx: CommandContext) -> Reply:
 )
 async def clear_cart(ctx: CommandContext) -> Reply:
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        count = await cart.clear_cart(session, ctx.shop_id, ctx.user_id)
-    return Reply(render.cart_cleared(count))
+    return Reply(render.cart_cleared(await buying.clear_cart(ctx.shop, ctx.caller)))
 
 
 # --- checkout and the confirmation dialogue -----------------------------------------
 
 
-async def _start_checkout(
-    ctx: CommandContext, source: str, wanted: list[tuple[int, int]], remark: str
-) -> Reply:
-    settings = ctx.runtime.settings
-    now = utcnow()
-    try:
-        async with ctx.runtime.database.write() as session:
-            summary = await checkout.start(
-                session,
-                ctx.shop_id,
-                ctx.user_id,
-                ctx.group_id,
-                source,
-                wanted,
-                remark,
-                now,
-                settings.confirm_timeout,
-            )
-    except NoAddress:
-        ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
+def _step_reply(ctx: CommandContext, step: buying.CheckoutStep) -> Reply:
+    """What the customer is asked next: the summary, an address, or to start again."""
+    if step.next_step is NextStep.START_AGAIN:
+        return Reply(render.draft_expired())
+    if step.next_step is NextStep.ADD_ADDRESS_PRIVATELY:
         return Reply(render.address_in_private_first())
-    if summary.address is None:
-        ctx.runtime.drafts.put(chat_key(ctx), ctx.user_id, summary.draft.expires_at, True)
-        return Reply(render.ask_address(summary))
-    return _summary_reply(ctx, summary)
+    assert step.summary is not None
+    if step.next_step is NextStep.GIVE_ADDRESS:
+        return Reply(render.ask_address(step.summary))
+    minutes = max(1, round(ctx.shop.settings.confirm_timeout_seconds / 60))
+    return Reply(render.summary(step.summary, in_group=ctx.in_group, timeout_minutes=minutes))
 
 
 @command(
@@ -159,9 +111,7 @@ async def buy(ctx: CommandContext) -> Reply:
     ref = ctx.args.variant_ref()
     quantity = ctx.args.optional_quantity() or 1
     remark = ctx.args.rest("备注", required=False)
-    async with ctx.runtime.database.read() as session:
-        _, variant = await catalog.resolve_variant(session, ctx.shop_id, ref)
-    return await _start_checkout(ctx, "buy", [(variant.id or 0, quantity)], remark)
+    return _step_reply(ctx, await buying.buy_now(ctx.shop, ctx.caller, ref, quantity, remark))
 
 
 @command(
@@ -174,29 +124,7 @@ async def buy(ctx: CommandContext) -> Reply:
 )
 async def checkout_cart(ctx: CommandContext) -> Reply:
     remark = ctx.args.rest("备注", required=False)
-    async with ctx.runtime.database.read() as session:
-        views = await cart.view_cart(session, ctx.shop_id, ctx.user_id)
-    wanted = [(view.variant.id or 0, view.line.quantity) for view in views if view.available]
-    return await _start_checkout(ctx, "cart", wanted, remark)
-
-
-async def _or_discard(
-    ctx: CommandContext,
-    session: AsyncSession,
-    draft: CheckoutDraft,
-    work: Callable[[], Awaitable[T]],
-) -> tuple[T | None, ShopError | None]:
-    """Runs `work` in a savepoint. If it fails for a shop reason (stock gone, item delisted,
-    price changed since the summary), only its part is undone: the summary is deleted in
-    the same transaction (so the customer starts afresh) and the error is returned for the
-    caller to raise once the transaction has committed. One write lock per message."""
-    try:
-        async with session.begin_nested():
-            return await work(), None
-    except ShopError as error:
-        await checkout.discard(session, draft)
-        ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
-        return None, error
+    return _step_reply(ctx, await buying.check_out_cart(ctx.shop, ctx.caller, remark))
 
 
 # Deliberately not "yes"/"no"/"ok": in a busy group those are ordinary chatter.
@@ -217,7 +145,8 @@ def looks_like_address(text: str) -> bool:
 @dialogue_probe
 def _summary_reply(message: DialogueMessage) -> str | None:
     """确认, 取消, or (private, when the summary asked for one) an address line, from the
-    user who has an order summary waiting in this chat."""
+    user who has an order summary waiting in this chat (the checkout use cases keep the
+    index it reads in step with the summaries)."""
     drafts = message.runtime.shop.drafts
     if not drafts:
         return None
@@ -241,63 +170,15 @@ def _summary_reply(message: DialogueMessage) -> str | None:
 
 @dialogue("confirm", area=AREA, usage="确认", example="确认")
 async def confirm(ctx: CommandContext) -> Reply:
-    now = utcnow()
-    settings = ctx.runtime.settings
-    async with ctx.runtime.database.write() as session:
-        draft = await checkout.find(session, ctx.shop_id, ctx.user_id, ctx.group_id)
-        if draft is None or draft.expires_at <= now:
-            ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
-            if draft is not None:
-                await checkout.discard(session, draft)
-            return Reply(render.draft_expired())
-        summary: checkout.Summary | None = None
-        order: ShopOrder | None = None
-        if draft.awaiting_address:
-            # The address may have come by /地址 添加 instead of a bare line: show the
-            # summary with it, and let the customer confirm what they now see.
-            if await addresses.default_address(session, ctx.shop_id, ctx.user_id) is None:
-                ctx.runtime.drafts.put(chat_key(ctx), ctx.user_id, draft.expires_at, True)
-                return Reply(render.ask_address(await checkout.summary_of(session, draft)))
-            summary, failure = await _or_discard(
-                ctx,
-                session,
-                draft,
-                lambda: checkout.address_given(session, draft, now, settings.confirm_timeout),
-            )
-        else:
-            # From here the summary is used up, whatever happens to the order (a flash
-            # sale queues on this one write lock: bench/flash_sale.py).
-            ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
-
-            async def place() -> ShopOrder:
-                order = await checkout.confirm(session, draft, now, settings.unpaid_timeout)
-                await notices.to_staff(
-                    session,
-                    ctx.shop_id,
-                    ctx.runtime.access.owners,
-                    notices.new_order_for_staff(order),
-                    f"order:{order.code}:new",
-                    now,
-                )
-                return order
-
-            order, failure = await _or_discard(ctx, session, draft, place)
-    if failure is not None:
-        raise failure
-    if summary is not None:
-        return _summary_reply(ctx, summary)
-    assert order is not None
-    wake_outbox(ctx)
-    return Reply(render.order_created_text(order, settings.timezone))
+    outcome = await buying.confirm_summary(ctx.shop, ctx.caller)
+    if isinstance(outcome, buying.OrderPlaced):
+        return Reply(render.order_created_text(outcome.order, ctx.shop.settings.timezone))
+    return _step_reply(ctx, outcome)
 
 
 @dialogue("discard", area=AREA, usage="取消", example="取消")
 async def discard(ctx: CommandContext) -> Reply:
-    ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
-    async with ctx.runtime.database.write() as session:
-        draft = await checkout.find(session, ctx.shop_id, ctx.user_id, ctx.group_id)
-        if draft is not None:
-            await checkout.discard(session, draft)
+    await buying.discard_summary(ctx.shop, ctx.caller)
     return Reply(render.discarded())
 
 
@@ -309,34 +190,7 @@ async def discard(ctx: CommandContext) -> Reply:
 )
 async def address_reply(ctx: CommandContext) -> Reply:
     snapshot = _read_address(ctx.args)
-    now = utcnow()
-    settings = ctx.runtime.settings
-    async with ctx.runtime.database.write() as session:
-        draft = await checkout.find(session, ctx.shop_id, ctx.user_id, None)
-        if draft is None or draft.expires_at <= now:
-            ctx.runtime.drafts.drop(chat_key(ctx), ctx.user_id)
-            return Reply(render.draft_expired())
-        await addresses.add_address(session, ctx.shop_id, ctx.user_id, snapshot)
-        # The address is kept even when the goods are gone meanwhile.
-        summary, failure = await _or_discard(
-            ctx,
-            session,
-            draft,
-            lambda: checkout.address_given(session, draft, now, settings.confirm_timeout),
-        )
-    if failure is not None:
-        raise failure
-    assert summary is not None
-    return _summary_reply(ctx, summary)
-
-
-def _summary_reply(ctx: CommandContext, summary: checkout.Summary) -> Reply:
-    """Indexes the summary for the 确认/取消 that follow, and shows it."""
-    ctx.runtime.drafts.put(
-        chat_key(ctx), ctx.user_id, summary.draft.expires_at, summary.address is None
-    )
-    minutes = max(1, round(ctx.runtime.settings.confirm_timeout_seconds / 60))
-    return Reply(render.summary(summary, in_group=ctx.in_group, timeout_minutes=minutes))
+    return _step_reply(ctx, await buying.give_address(ctx.shop, ctx.caller, snapshot))
 
 
 # --- addresses ----------------------------------------------------------------------
@@ -369,27 +223,23 @@ _ADDRESS_ACTIONS = {
 )
 async def manage_addresses(ctx: CommandContext) -> Reply:
     if not ctx.args.has_more():
-        async with ctx.runtime.database.read() as session:
-            rows = await addresses.list_addresses(session, ctx.shop_id, ctx.user_id)
+        rows = await buying.list_addresses(ctx.shop, ctx.caller)
         return Reply(render.address_list(rows, in_group=ctx.in_group))
     action = ctx.args.choice("操作", _ADDRESS_ACTIONS)
     if action == "add":
         if ctx.in_group:
-            # Nothing of the typed line is echoed: it may contain the phone number.
+            # Nothing of the typed line is read or echoed: it may contain the phone number.
             return Reply(render.address_private_only())
-        snapshot = _read_address(ctx.args)
-        async with ctx.runtime.database.write() as session:
-            address, number = await addresses.add_address(
-                session, ctx.shop_id, ctx.user_id, snapshot
-            )
-        return Reply(render.address_added(address, number))
+        added = await buying.add_address(ctx.shop, ctx.caller, _read_address(ctx.args))
+        if added is None:
+            return Reply(render.address_private_only())
+        return Reply(render.address_added(added.address, added.number))
     number = ctx.args.number("序号")
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        if action == "default":
-            address = await addresses.set_default(session, ctx.shop_id, ctx.user_id, number)
-            return Reply(render.address_default(address, number, ctx.in_group))
-        await addresses.delete_address(session, ctx.shop_id, ctx.user_id, number)
+    if action == "default":
+        address = await buying.set_default_address(ctx.shop, ctx.caller, number)
+        return Reply(render.address_default(address, number, ctx.in_group))
+    await buying.delete_address(ctx.shop, ctx.caller, number)
     return Reply(render.address_deleted(number))
 
 
@@ -407,7 +257,7 @@ async def manage_addresses(ctx: CommandContext) -> Reply:
 )
 async def my_orders(ctx: CommandContext) -> Reply:
     word = ctx.args.peek()
-    zone = ctx.runtime.settings.timezone
+    zone = ctx.shop.settings.timezone
     if word is not None and word not in STATUS_BY_NAME and not is_integer_word(word):
         if not looks_like_code(normalise_word(word)):
             raise UsageError(
@@ -415,32 +265,30 @@ async def my_orders(ctx: CommandContext) -> Reply:
             )
         code = ctx.args.order_code()
         ctx.args.end()
-        async with ctx.runtime.database.read() as session:
-            order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.own_only)
-            detail = await orders.order_detail(session, order)
-            tracking = await shipping.tracking_view(session, order)
+        view = await buying.order_detail(ctx.shop, ctx.caller, code)
         return Reply(
             render.order_detail(
-                order,
-                detail.lines,
-                detail.events,
-                detail.pending_requests,
+                view.order,
+                view.detail.lines,
+                view.detail.events,
+                view.detail.pending_requests,
                 zone,
                 in_group=ctx.in_group,
-                tracking=tracking,
+                tracking=view.tracking,
             )
         )
     status = STATUS_BY_NAME[ctx.args.word("状态")] if word in STATUS_BY_NAME else None
     page = ctx.args.page() if ctx.args.has_more() else 1
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        rows, total = await orders.list_orders(
-            session, ctx.shop_id, customer_id=ctx.user_id, status=status, page=page
-        )
-        with_lines = [(order, await orders.order_lines(session, order.id or 0)) for order in rows]
+    mine = await buying.my_orders(ctx.shop, ctx.caller, status, page)
     return Reply(
         render.order_list(
-            with_lines, total, page, zone, title="你的订单", hint="发 /订单 <订单号> 查看详情"
+            mine.rows,
+            mine.total,
+            mine.page,
+            zone,
+            title="你的订单",
+            hint="发 /订单 <订单号> 查看详情",
         )
     )
 
@@ -456,13 +304,10 @@ async def my_orders(ctx: CommandContext) -> Reply:
 async def pay(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.own_only)
-        shop = await get_shop(session, ctx.shop_id)
-    if order.status != OrderStatus.PENDING_PAYMENT.value:
-        return Reply(render.not_payable(order))
-    image = load_image(shop.payment_qr_path, ctx.shop.data_dir) if shop.payment_qr_path else None
-    return Reply(render.payment_instructions(order, shop.payment_text), image=image)
+    how = await buying.payment_instructions(ctx.shop, ctx.caller, code)
+    if not how.payable:
+        return Reply(render.not_payable(how.order))
+    return Reply(render.payment_instructions(how.order, how.text), image=how.qr_image)
 
 
 _AMEND_FIELDS = {
@@ -475,6 +320,20 @@ _AMEND_FIELDS = {
 }
 
 
+def _read_amendment(args: ArgReader) -> buying.Amendment:
+    field = args.choice("修改项", _AMEND_FIELDS)
+    if field == "address":
+        number = args.number("地址序号")
+        args.end()
+        return buying.NewAddress(number)
+    if field == "quantity":
+        ref = args.variant_ref()
+        quantity = args.quantity(allow_zero=True)
+        args.end()
+        return buying.NewQuantity(ref, quantity)
+    return buying.NewRemark(args.rest("备注"))
+
+
 @command(
     "修改",
     aliases=("amend",),
@@ -485,45 +344,17 @@ _AMEND_FIELDS = {
 )
 async def amend(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
-    field = ctx.args.choice("修改项", _AMEND_FIELDS)
-    now = utcnow()
-    who = ctx.actor
-    if field == "address":
-        number = ctx.args.number("地址序号")
-        ctx.args.end()
-    elif field == "quantity":
-        ref = ctx.args.variant_ref()
-        quantity = ctx.args.quantity(allow_zero=True)
-        ctx.args.end()
-    else:
-        remark = ctx.args.rest("备注")
-    async with ctx.runtime.database.write() as session:
-        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        if field == "address":
-            address = await addresses.get_by_number(session, ctx.shop_id, ctx.user_id, number)
-            mode = await orders.amend_address(
-                session, order, addresses.AddressSnapshot.of(address), who, now
+    change = _read_amendment(ctx.args)
+    amended = await buying.amend_order(ctx.shop, ctx.caller, code, change)
+    if isinstance(change, buying.NewQuantity):
+        assert amended.line is not None and amended.old_quantity is not None
+        return Reply(
+            render.quantity_changed(
+                amended.order, amended.line, amended.old_quantity, change.quantity
             )
-            text = render.amended(order, "修改地址", mode)
-        elif field == "quantity":
-            line, old = await orders.amend_quantity(session, order, ref, quantity, who, now)
-            mode = Mode.DIRECT
-            text = render.quantity_changed(order, line, old, quantity)
-        else:
-            mode = await orders.amend_remark(session, order, remark, who, now)
-            text = render.amended(order, "修改备注", mode)
-        if mode is Mode.REQUEST:
-            await notices.to_staff(
-                session,
-                ctx.shop_id,
-                ctx.runtime.access.owners,
-                notices.request_for_staff(order, field, ""),
-                f"order:{order.code}:request:{field}:{now.timestamp()}",
-                now,
-            )
-    if mode is Mode.REQUEST:
-        wake_outbox(ctx)
-    return Reply(text)
+        )
+    what = "修改地址" if isinstance(change, buying.NewAddress) else "修改备注"
+    return Reply(render.amended(amended.order, what, amended.mode))
 
 
 @command(
@@ -537,22 +368,8 @@ async def amend(ctx: CommandContext) -> Reply:
 async def cancel(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     reason = ctx.args.rest("原因", required=False)
-    now = utcnow()
-    async with ctx.runtime.database.write() as session:
-        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        mode = await orders.cancel(session, order, ctx.actor, reason, now)
-        if mode is Mode.REQUEST:
-            await notices.to_staff(
-                session,
-                ctx.shop_id,
-                ctx.runtime.access.owners,
-                notices.request_for_staff(order, "cancel", reason),
-                f"order:{order.code}:request:cancel:{now.timestamp()}",
-                now,
-            )
-    if mode is Mode.REQUEST:
-        wake_outbox(ctx)
-    return Reply(render.cancelled(order, mode))
+    outcome = await buying.cancel_order(ctx.shop, ctx.caller, code, reason)
+    return Reply(render.cancelled(outcome.order, outcome.mode))
 
 
 @command(
@@ -567,7 +384,13 @@ async def review(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     rating = ctx.args.number("评分", limit=5)
     text = ctx.args.rest("内容", required=False)
-    async with ctx.runtime.database.write() as session:
-        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        saved = await reviews.add_review(session, order, ctx.user_id, rating, text, utcnow())
-    return Reply(render.reviewed(order, saved.rating))
+    reviewed = await buying.review_order(ctx.shop, ctx.caller, code, rating, text)
+    return Reply(render.reviewed(reviewed.order, reviewed.review.rating))
+
+
+# Last, after every @command above has registered: NoneBot reads it once the module ran.
+__plugin_meta__ = plugin_metadata(
+    __name__,
+    name="购物车与下单",
+    description="加购、结算、下单确认、收货地址、订单查询、付款、修改、取消与评价",
+)

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from nonebot.plugin import PluginMetadata
-
-from models.types import utcnow
 from plugins._common.context import CommandContext, Reply
-from plugins._common.registry import command
-from services import notices, orders, shipping
+from plugins._common.registry import command, plugin_metadata
 from services.staff import Role
 from services.tracking import check_tracking_number, normalise_carrier
+from services.usecases import announcements, fulfilment
 
 from . import render
-
-__plugin_meta__ = PluginMetadata(
-    name="发货与物流",
-    description="发货、物流查询与更新、确认收货、群公告",
-    usage="/发货 /物流 /物流更新 /确认收货 /公告",
-)
 
 AREA = "发货与物流"
 
@@ -36,12 +27,8 @@ async def ship(ctx: CommandContext) -> Reply:
     carrier = normalise_carrier(ctx.args.word("快递公司"))
     number = check_tracking_number(ctx.args.word("运单号"))
     ctx.args.end()
-    now = utcnow()
-    async with ctx.runtime.database.write() as session:
-        order = await orders.get_order(session, ctx.shop_id, code)
-        await shipping.ship(session, order, carrier, number, ctx.actor, now)
-    pass  # woken on commit
-    return Reply(render.shipped(order, carrier.name, number))
+    shipped = await fulfilment.ship_order(ctx.shop, ctx.caller, code, carrier, number)
+    return Reply(render.shipped(shipped.order, carrier.name, number))
 
 
 @command(
@@ -55,10 +42,9 @@ async def ship(ctx: CommandContext) -> Reply:
 async def track(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     ctx.args.end()
-    async with ctx.runtime.database.read() as session:
-        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.own_only)
-        view = await shipping.tracking_view(session, order)
-    return Reply(render.tracking(order, view, ctx.runtime.settings.timezone, in_group=ctx.in_group))
+    found = await fulfilment.view_tracking(ctx.shop, ctx.caller, code)
+    zone = ctx.shop.settings.timezone
+    return Reply(render.tracking(found.order, found.view, zone, in_group=ctx.in_group))
 
 
 @command(
@@ -77,12 +63,8 @@ async def track_update(ctx: CommandContext) -> Reply:
     signed = words[-1] == "签收"
     if signed and len(words) > 1:
         text = text.rstrip()[: -len("签收")].rstrip()
-    now = utcnow()
-    async with ctx.runtime.database.write() as session:
-        order = await orders.get_order(session, ctx.shop_id, code)
-        await shipping.add_manual_event(session, order, text, signed, ctx.actor, now)
-    pass  # woken on commit
-    return Reply(render.event_added(order, text, signed))
+    updated = await fulfilment.update_tracking(ctx.shop, ctx.caller, code, text, signed)
+    return Reply(render.event_added(updated.order, text, signed))
 
 
 @command(
@@ -96,9 +78,7 @@ async def track_update(ctx: CommandContext) -> Reply:
 async def confirm_received(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     ctx.args.end()
-    async with ctx.runtime.database.write() as session:
-        order = await orders.get_order(session, ctx.shop_id, code, customer_id=ctx.user_id)
-        await shipping.confirm_received(session, order, ctx.actor, utcnow())
+    order = await fulfilment.confirm_receipt(ctx.shop, ctx.caller, code)
     return Reply(render.received(order))
 
 
@@ -113,9 +93,11 @@ async def confirm_received(ctx: CommandContext) -> Reply:
 )
 async def announce(ctx: CommandContext) -> Reply:
     text = ctx.args.rest("内容")
-    async with ctx.runtime.database.write() as session:
-        count = await notices.announce(
-            session, ctx.shop_id, ctx.runtime.settings.shop_name, text, utcnow()
-        )
-    pass  # woken on commit
-    return Reply(render.announced(count))
+    announced = await announcements.announce(ctx.shop, ctx.caller, text)
+    return Reply(render.announced(announced.groups))
+
+
+# Last, after every @command above has registered: NoneBot reads it once the module ran.
+__plugin_meta__ = plugin_metadata(
+    __name__, name="发货与物流", description="发货、物流查询与更新、确认收货、群公告"
+)

@@ -348,30 +348,26 @@ async def ship_order(
     at: Any = None,
     by: int = OWNER_ID,
 ) -> None:
-    """Ships a paid order through the service (`at`: the shipping time, default now)."""
-    from models.types import utcnow
-    from services.orders import Actor, get_order
-    from services.shipping import ship
+    """Ships a paid order through the use case (`at`: the shipping time, default now)."""
+    from services.actors import Caller
+    from services.staff import Role
     from services.tracking import normalise_carrier
+    from services.usecases.fulfilment import ship_order as ship
 
-    async with shop.database.write() as session:
-        order = await get_order(session, shop.shop_id, code)
-        await ship(
-            session, order, normalise_carrier(carrier), number, Actor("owner", by), at or utcnow()
-        )
+    caller = Caller(by, None, Role.OWNER)
+    await ship(shop.shop, caller, code, normalise_carrier(carrier), number, at)
 
 
 async def add_tracking_event(
     shop: Any, code: str, text: str, *, signed: bool = False, at: Any = None, by: int = OWNER_ID
 ) -> None:
-    """One manual tracking event through the service (`signed`: the parcel is delivered)."""
-    from models.types import utcnow
-    from services.orders import Actor, get_order
-    from services.shipping import add_manual_event
+    """One manual tracking event through the use case (`signed`: the parcel is delivered)."""
+    from services.actors import Caller
+    from services.staff import Role
+    from services.usecases.fulfilment import update_tracking
 
-    async with shop.database.write() as session:
-        order = await get_order(session, shop.shop_id, code)
-        await add_manual_event(session, order, text, signed, Actor("owner", by), at or utcnow())
+    caller = Caller(by, None, Role.OWNER)
+    await update_tracking(shop.shop, caller, code, text, signed, at)
 
 
 async def shipment_of_order(shop: Any, code: str) -> Any:

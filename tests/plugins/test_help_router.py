@@ -221,3 +221,74 @@ async def test_staff_are_not_slowed_down(app: App, shop: Any) -> None:
             event = private("/分类", OWNER_ID)
             ctx.receive_event(bot, event)
             ctx.should_call_send(event, Says(event, "还没有商品分类"))
+
+
+def test_every_registered_area_is_in_the_help_order() -> None:
+    from plugins._common.registry import AREA_ORDER, registry
+
+    areas = {c.area for c in registry.commands} | {c.area for c in registry.dialogues.values()}
+    assert areas - set(AREA_ORDER) == set()
+    assert len(AREA_ORDER) == len(set(AREA_ORDER))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_help_sections_do_not_depend_on_registration_order(seed: int) -> None:
+    import random
+
+    from plugins._common.registry import AREA_ORDER, Registry, registry
+    from plugins.help import render
+    from services.staff import Role
+
+    def overview(reg: Registry, role: Role) -> str:
+        return render.overview(reg.visible_to(role), ("/",), "测试小店", in_group=False)
+
+    commands = list(registry.commands)
+    random.Random(seed).shuffle(commands)
+    shuffled = Registry()
+    for command in commands:
+        shuffled.add(command)
+    for role in Role:
+        assert overview(shuffled, role) == overview(registry, role)
+
+    headers = [
+        line[1:-1] for line in overview(shuffled, Role.OWNER).splitlines() if line.startswith("【")
+    ]
+    assert headers == [area for area in AREA_ORDER if area in headers]
+    assert headers[:5] == ["商品", "下单", "售后", "帮助", "店铺管理"]
+    assert set(headers) == {c.area for c in registry.commands}
+
+
+def test_plugin_usage_lists_exactly_the_plugins_commands() -> None:
+    import nonebot
+
+    from plugins._common.registry import registry
+
+    owned: set[str] = set()
+    for plugin in nonebot.get_loaded_plugins():
+        module = plugin.module_name
+        own = [
+            c
+            for c in registry.commands
+            if c.handler.__module__ == module or c.handler.__module__.startswith(module + ".")
+        ]
+        if not own:
+            continue
+        assert plugin.metadata is not None, module
+        listed = [
+            line.split("  ")[0]
+            for line in plugin.metadata.usage.splitlines()
+            if line.startswith("/")
+        ]
+        assert sorted(listed) == sorted(f"/{c.usage}" for c in own), module
+        sections = {line[1:-1] for line in plugin.metadata.usage.splitlines() if line[0] == "【"}
+        assert sections == {c.area for c in own}, module
+        owned |= {c.name for c in own}
+    # Every command is listed by the plugin that defines it.
+    assert owned == {c.name for c in registry.commands}
+
+
+def test_plugin_metadata_must_come_after_the_commands() -> None:
+    from plugins._common.registry import plugin_metadata
+
+    with pytest.raises(RuntimeError):
+        plugin_metadata("plugins.nowhere", name="无", description="无")

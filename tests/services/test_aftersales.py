@@ -27,18 +27,16 @@ from models.tables import (
     TicketStatus,
     Variant,
 )
-from services import aftersales, catalog, orders, staff
+from services import aftersales, catalog, notices, orders, staff
 from services.addresses import AddressSnapshot
-from services.aftersales import (
-    TERMINAL,
-    TICKET_TRANSITIONS,
+from services.aftersales import TERMINAL, TICKET_TRANSITIONS, TicketClockSettings, Windows
+from services.errors import (
     InvalidTicketTransition,
-    TicketClockSettings,
+    InvalidValue,
+    RefundTooLarge,
     TicketNotAllowed,
     TicketNotFound,
-    Windows,
 )
-from services.errors import InvalidValue, RefundTooLarge
 from services.orders import Actor
 
 SHOP = DEFAULT_SHOP_ID
@@ -1226,9 +1224,9 @@ async def test_customer_notices_go_to_the_chat_the_ticket_came_from(db: Database
     async with db.write() as s:
         for code in (private, group):
             ticket = await aftersales.get_ticket(s, SHOP, code)
-            await aftersales.notify_customer(s, ticket, "已处理", "approved", T0)
+            await notices.ticket_to_customer(s, ticket, "已处理", "approved", T0)
             # The same key twice: one row.
-            await aftersales.notify_customer(s, ticket, "已处理", "approved", T0)
+            await notices.ticket_to_customer(s, ticket, "已处理", "approved", T0)
     rows = await _outbox(db)
     assert len(rows) == 2
     by_key = {row.dedupe_key: row for row in rows}
@@ -1250,8 +1248,8 @@ async def test_staff_notices_go_to_owners_and_staff_once(db: Database) -> None:
     code = await _open(db, order_code, K.RETURN, group=GROUP_ID)
     async with db.write() as s:
         ticket = await aftersales.get_ticket(s, SHOP, code)
-        await aftersales.notify_staff(s, ticket, OWNERS, "新工单", "opened", T0)
-        await aftersales.notify_staff(s, ticket, OWNERS, "新工单", "opened", T0)
+        await notices.ticket_to_staff(s, ticket, OWNERS, "新工单", "opened", T0)
+        await notices.ticket_to_staff(s, ticket, OWNERS, "新工单", "opened", T0)
     rows = await _outbox(db)
     assert sorted((r.target_type, r.target_id, r.dedupe_key) for r in rows) == [
         ("private", OWNER_ID, f"ticket:{code}:opened:staff:{OWNER_ID}"),

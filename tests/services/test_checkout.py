@@ -6,10 +6,11 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from models.db import Database
-from models.tables import DEFAULT_SHOP_ID, CheckoutDraft, ShopOrder
+from models.tables import DEFAULT_SHOP_ID, CheckoutDraft, CheckoutDraftLine, DraftSource, ShopOrder
 from models.types import utcnow
 from services import addresses, cart, catalog, checkout, orders
 from services.addresses import AddressSnapshot
@@ -22,7 +23,9 @@ from services.errors import (
     ItemUnavailable,
     NoAddress,
     OutOfStock,
+    PriceChanged,
 )
+from services.shop import ensure_shop
 
 SHOP = DEFAULT_SHOP_ID
 CUSTOMER_ID = 30003
@@ -54,7 +57,7 @@ async def _start(
     *,
     user: int = CUSTOMER_ID,
     group: int | None = None,
-    source: str = "buy",
+    source: DraftSource = DraftSource.BUY,
     remark: str = "",
     now=None,
 ) -> checkout.Summary:
@@ -72,6 +75,21 @@ async def _confirm(db: Database, draft: CheckoutDraft, now=None) -> ShopOrder:
 async def _drafts(db: Database) -> list[CheckoutDraft]:
     async with db.read() as s:
         return list((await s.execute(select(CheckoutDraft).order_by(CheckoutDraft.id))).scalars())
+
+
+async def _lines(db: Database) -> list[tuple[int, int, int, int, int]]:
+    """(draft, position, variant, quantity, unit price shown) of every draft line."""
+    async with db.read() as s:
+        rows = await s.execute(
+            select(CheckoutDraftLine).order_by(
+                CheckoutDraftLine.draft_id,  # type: ignore[arg-type]
+                CheckoutDraftLine.position,  # type: ignore[arg-type]
+            )
+        )
+        return [
+            (r.draft_id, r.position, r.variant_id, r.quantity, r.unit_price_fen)
+            for r in rows.scalars()
+        ]
 
 
 async def _order_count(db: Database) -> int:
@@ -103,17 +121,19 @@ async def test_start_with_a_default_address(db: Database) -> None:
     assert summary.total_fen == 11800
     draft = summary.draft
     assert draft.id is not None
-    assert (draft.chat_key, draft.user_id, draft.source, draft.remark) == (
-        "p",
+    assert (draft.group_id, draft.user_id, draft.source, draft.remark) == (
+        None,
         CUSTOMER_ID,
-        "buy",
+        DraftSource.BUY,
         "尽快",
     )
     assert draft.awaiting_address is False
     assert draft.expires_at == now + WINDOW
     stored = await _drafts(db)
-    # variant:quantity:unit price shown (确认 refuses if the price moved since)
-    assert [(d.id, d.lines) for d in stored] == [(draft.id, f"{variant_id}:2:5900")]
+    assert [(d.id, d.group_id, d.source) for d in stored] == [(draft.id, None, DraftSource.BUY)]
+    assert type(stored[0].source) is DraftSource  # loaded as the enum, not a bare string
+    # The unit price shown (确认 refuses if the price moved since).
+    assert await _lines(db) == [(draft.id, 1, variant_id, 2, 5900)]
     # Nothing is reserved before 确认.
     assert await _stock(db, item_id) == 10
     assert await _order_count(db) == 0
@@ -123,7 +143,7 @@ async def test_start_in_a_group_uses_the_group_key(db: Database) -> None:
     _, variant_id = await _variant(db)
     await _address(db)
     summary = await _start(db, [(variant_id, 1)], group=GROUP_ID)
-    assert summary.draft.chat_key == f"g:{GROUP_ID}"
+    assert summary.draft.group_id == GROUP_ID
     assert summary.address == HOME
     async with db.read() as s:
         found = await checkout.find(s, SHOP, CUSTOMER_ID, GROUP_ID)
@@ -195,13 +215,18 @@ async def test_start_replaces_the_same_chats_draft_only(db: Database) -> None:
     someone_else = await _start(db, [(a, 4)], user=OTHER_CUSTOMER_ID)
     private_second = await _start(db, [(b, 5)])
 
-    drafts = {(d.chat_key, d.user_id): d for d in await _drafts(db)}
+    drafts = {(d.group_id, d.user_id): d for d in await _drafts(db)}
     assert len(drafts) == 4
-    assert drafts[("p", CUSTOMER_ID)].id == private_second.draft.id
-    assert drafts[("p", CUSTOMER_ID)].lines.startswith(f"{b}:5:")
-    assert drafts[(f"g:{GROUP_ID}", CUSTOMER_ID)].id == in_group.draft.id
-    assert drafts[(f"g:{OTHER_GROUP_ID}", CUSTOMER_ID)].id == in_other_group.draft.id
-    assert drafts[("p", OTHER_CUSTOMER_ID)].id == someone_else.draft.id
+    assert drafts[(None, CUSTOMER_ID)].id == private_second.draft.id
+    assert drafts[(GROUP_ID, CUSTOMER_ID)].id == in_group.draft.id
+    assert drafts[(OTHER_GROUP_ID, CUSTOMER_ID)].id == in_other_group.draft.id
+    assert drafts[(None, OTHER_CUSTOMER_ID)].id == someone_else.draft.id
+    # The replaced draft's lines went with it.
+    lines = await _lines(db)
+    assert {draft_id for draft_id, *_ in lines} == {d.id for d in drafts.values()}
+    assert [line for line in lines if line[0] == private_second.draft.id] == [
+        (private_second.draft.id, 1, b, 5, 5900)
+    ]
     # The replaced draft can no longer be confirmed.
     with pytest.raises(DraftExpired):
         await _confirm(db, private_first.draft)
@@ -229,6 +254,7 @@ async def test_confirm_creates_the_order_and_deletes_the_draft(db: Database) -> 
     )
     assert order.expires_at == now + TIMEOUT
     assert await _drafts(db) == []
+    assert await _lines(db) == []  # gone with the draft (ON DELETE CASCADE)
     assert await _stock(db, item_id) == 7
     async with db.read() as s:
         found = await orders.get_order(s, SHOP, order.code, customer_id=CUSTOMER_ID)
@@ -245,7 +271,7 @@ async def test_confirm_from_the_cart_removes_the_ordered_lines(db: Database) -> 
             await cart.add_to_cart(s, SHOP, CUSTOMER_ID, VariantRef(item_id), quantity)
         await cart.add_to_cart(s, SHOP, OTHER_CUSTOMER_ID, VariantRef(a_item), 1)
     # 丙 is left out (say it was unavailable when the summary was made).
-    summary = await _start(db, [(a, 2), (b, 1)], source="cart")
+    summary = await _start(db, [(a, 2), (b, 1)], source=DraftSource.CART)
     await _confirm(db, summary.draft)
     async with db.read() as s:
         left = await cart.view_cart(s, SHOP, CUSTOMER_ID)
@@ -259,7 +285,7 @@ async def test_confirm_of_a_direct_buy_leaves_the_cart_alone(db: Database) -> No
     await _address(db)
     async with db.write() as s:
         await cart.add_to_cart(s, SHOP, CUSTOMER_ID, VariantRef(item_id), 2)
-    summary = await _start(db, [(variant_id, 1)], source="buy")
+    summary = await _start(db, [(variant_id, 1)], source=DraftSource.BUY)
     await _confirm(db, summary.draft)
     async with db.read() as s:
         assert [v.line.quantity for v in await cart.view_cart(s, SHOP, CUSTOMER_ID)] == [2]
@@ -335,6 +361,7 @@ async def test_discard(db: Database) -> None:
         assert draft is not None
         await checkout.discard(s, draft)
     assert await _drafts(db) == []
+    assert await _lines(db) == []
 
 
 async def test_summary_of_reflects_the_current_default_address(db: Database) -> None:
@@ -382,15 +409,171 @@ async def test_live_drafts_and_purge_expired(db: Database) -> None:
 
     async with db.write() as s:
         assert await checkout.purge_expired(s, t0 + timedelta(minutes=8)) == 2
-    assert [(d.chat_key, d.user_id) for d in await _drafts(db)] == [
-        (f"g:{GROUP_ID}", OTHER_CUSTOMER_ID)
-    ]
+    assert [(d.group_id, d.user_id) for d in await _drafts(db)] == [(GROUP_ID, OTHER_CUSTOMER_ID)]
     async with db.write() as s:
         assert await checkout.purge_expired(s, t0 + timedelta(minutes=8)) == 0
         assert await checkout.purge_expired(s, t0 + timedelta(days=1)) == 1
     assert await _drafts(db) == []
+    assert await _lines(db) == []
 
 
-def test_chat_key() -> None:
-    assert checkout.chat_key(None) == "p"
-    assert checkout.chat_key(GROUP_ID) == f"g:{GROUP_ID}"
+async def test_confirm_refuses_a_price_changed_since_the_summary(db: Database) -> None:
+    item_id, variant_id = await _variant(db, price=5900)
+    await _address(db)
+    summary = await _start(db, [(variant_id, 1)])
+    async with db.write() as s:
+        await catalog.set_price(s, SHOP, VariantRef(item_id), 6900)
+    with pytest.raises(PriceChanged) as caught:
+        await _confirm(db, summary.draft)
+    assert (caught.value.shown_fen, caught.value.current_fen) == (5900, 6900)
+    assert await _order_count(db) == 0
+
+
+# --- the one-draft-per-chat index --------------------------------------------------------
+
+
+async def test_one_draft_per_chat_and_user_even_in_private(db: Database) -> None:
+    """A private chat is group_id NULL; the unique index on coalesce(group_id, 0) still
+    refuses a second private draft of the same user, which a plain UNIQUE would not."""
+    _, variant_id = await _variant(db)
+    await _address(db)
+    await _start(db, [(variant_id, 1)])
+    await _start(db, [(variant_id, 1)], group=GROUP_ID)
+    for group_id in (None, GROUP_ID):
+        with pytest.raises(IntegrityError):
+            async with db.write() as s:
+                s.add(
+                    CheckoutDraft(
+                        shop_id=SHOP,
+                        group_id=group_id,
+                        user_id=CUSTOMER_ID,
+                        source=DraftSource.BUY,
+                        expires_at=utcnow() + WINDOW,
+                    )
+                )
+    assert len(await _drafts(db)) == 2
+
+
+# --- migration 0007: chat_key and the encoded lines become columns and rows ----------------
+
+
+async def test_migration_0007_carries_old_drafts_over(settings) -> None:  # type: ignore[no-untyped-def]
+    """A database at 0006 with summaries in the old format (chat_key "p" / "g:<id>",
+    lines "variant:quantity[:price shown]") finds the same summaries after the upgrade."""
+    from alembic import command
+
+    from models.migrate import alembic_config
+
+    database = Database(settings.database_url)
+    try:
+
+        def to_0006(connection) -> None:  # type: ignore[no-untyped-def]
+            command.upgrade(alembic_config(connection), "0006")
+
+        async with database.engine.begin() as connection:
+            await connection.run_sync(to_0006)
+        old_rows = [
+            # private, one line priced when shown, one from before prices were kept
+            (1, "p", CUSTOMER_ID, "cart", "11:2:5900,12:1", 0),
+            (2, f"g:{GROUP_ID}", CUSTOMER_ID, "buy", "12:3:4500", 0),
+            (3, "p", OTHER_CUSTOMER_ID, "buy", "13:1", 1),
+            (4, "p", 30005, "buy", "99:1", 0),  # a variant that no longer exists
+        ]
+        async with database.engine.begin() as connection:
+            for statement in [
+                "INSERT INTO shop (id, name, payment_text, created_at) "
+                "VALUES (1, '老店', '', '2026-01-01 00:00:00')",
+                "INSERT INTO item (id, shop_id, name, description, listed, no_reason_return, "
+                "created_at, updated_at) VALUES (1, 1, '咖啡豆', '', 1, 1, "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+                "INSERT INTO variant (id, shop_id, item_id, position, name, price_fen, stock, "
+                "sold, created_at) VALUES "
+                "(11, 1, 1, 1, '250g', 5900, 10, 0, '2026-01-01 00:00:00'), "
+                "(12, 1, 1, 2, '500g', 10900, 10, 0, '2026-01-01 00:00:00'), "
+                "(13, 1, 1, 3, '1kg', 19900, 10, 0, '2026-01-01 00:00:00')",
+            ]:
+                await connection.execute(text(statement))
+            # Variant 99 is gone: the old schema's foreign keys did not cover the text.
+            for draft_id, chat_key, user_id, source, lines, awaiting in old_rows:
+                await connection.execute(
+                    text(
+                        "INSERT INTO checkout_draft (id, shop_id, chat_key, user_id, source, "
+                        "lines, remark, awaiting_address, created_at, expires_at) VALUES "
+                        "(:id, 1, :chat_key, :user_id, :source, :lines, '周末送', :awaiting, "
+                        "'2026-01-01 00:00:00', '2099-01-01 00:00:00')"
+                    ),
+                    {
+                        "id": draft_id,
+                        "chat_key": chat_key,
+                        "user_id": user_id,
+                        "source": source,
+                        "lines": lines,
+                        "awaiting": awaiting,
+                    },
+                )
+
+        await database.migrate()
+
+        drafts = await _drafts(database)
+        assert [
+            (d.id, d.group_id, d.user_id, d.source, d.remark, d.awaiting_address) for d in drafts
+        ] == [
+            (1, None, CUSTOMER_ID, DraftSource.CART, "周末送", False),
+            (2, GROUP_ID, CUSTOMER_ID, DraftSource.BUY, "周末送", False),
+            (3, None, OTHER_CUSTOMER_ID, DraftSource.BUY, "周末送", True),
+        ]
+        # A missing price is the variant's current one (what the summary showed).
+        assert await _lines(database) == [
+            (1, 1, 11, 2, 5900),
+            (1, 2, 12, 1, 10900),
+            (2, 1, 12, 3, 4500),
+            (3, 1, 13, 1, 19900),
+        ]
+        async with database.read() as s:
+            private = await checkout.find(s, 1, CUSTOMER_ID, None)
+            in_group = await checkout.find(s, 1, CUSTOMER_ID, GROUP_ID)
+            assert private is not None and private.id == 1
+            assert in_group is not None and in_group.id == 2
+            live = await checkout.live_drafts(s, utcnow())
+        assert set(live) == {
+            (None, CUSTOMER_ID),
+            (GROUP_ID, CUSTOMER_ID),
+            (None, OTHER_CUSTOMER_ID),
+        }
+        async with database.engine.connect() as connection:
+            columns = {
+                row[1]
+                for row in await connection.execute(text("PRAGMA table_info(checkout_draft)"))
+            }
+        assert "chat_key" not in columns and "lines" not in columns and "group_id" in columns
+    finally:
+        await database.dispose()
+
+
+async def test_migration_0007_downgrades_back_to_the_text_columns(settings) -> None:  # type: ignore[no-untyped-def]
+    from alembic import command
+
+    from models.migrate import alembic_config
+
+    database = Database(settings.database_url)
+    try:
+        await database.migrate()
+        async with database.write() as s:
+            await ensure_shop(s, "店")
+        _, variant_id = await _variant(database, price=5900)
+        await _address(database)
+        await _start(database, [(variant_id, 2)], group=GROUP_ID)
+
+        def to_0006(connection) -> None:  # type: ignore[no-untyped-def]
+            command.downgrade(alembic_config(connection), "0006")
+
+        async with database.engine.begin() as connection:
+            await connection.run_sync(to_0006)
+            rows = (
+                await connection.execute(
+                    text("SELECT chat_key, user_id, lines FROM checkout_draft")
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [(f"g:{GROUP_ID}", CUSTOMER_ID, f"{variant_id}:2:5900")]
+    finally:
+        await database.dispose()

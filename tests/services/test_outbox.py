@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import random
 from datetime import datetime, timedelta
 
@@ -11,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from models.db import Database
-from models.tables import DEFAULT_SHOP_ID, OutboxMessage
+from models.tables import OutboxMessage
 from models.types import utcnow
 from services import outbox
 from services.outbox import (
@@ -304,33 +303,3 @@ def test_pacer_per_minute_cap_dominates_a_small_interval() -> None:
         assert times[i + 5] - times[i] >= 60.0 - EPS
     assert times[5] == pytest.approx(times[0] + 60.0)
     assert times[10] == pytest.approx(times[5] + 60.0)
-
-
-async def test_announce_queues_one_plain_text_row_per_enabled_group(db: Database) -> None:
-    from services import groups, notices
-    from services.errors import InvalidValue
-    from services.limits import MAX_ANNOUNCEMENT
-
-    async with db.write() as session:
-        for group_id in (700001, 700002, 700003):
-            await groups.set_group_enabled(session, DEFAULT_SHOP_ID, group_id, True, 10001)
-        await groups.set_group_enabled(session, DEFAULT_SHOP_ID, 700003, False, 10001)
-    now = utcnow()
-    text = "[CQ:at,qq=all] 今晚上新"
-    async with db.write() as session:
-        assert await notices.announce(session, DEFAULT_SHOP_ID, "小店", f"  {text}  ", now) == 2
-        with pytest.raises(InvalidValue) as caught:
-            await notices.announce(
-                session, DEFAULT_SHOP_ID, "小店", "好" * (MAX_ANNOUNCEMENT + 1), now
-            )
-        assert (caught.value.reason, caught.value.limit) == ("too_long", MAX_ANNOUNCEMENT)
-    async with db.read() as session:
-        rows = (
-            (await session.execute(select(OutboxMessage).order_by(OutboxMessage.target_id)))
-            .scalars()
-            .all()
-        )
-    assert [(r.target_type, r.target_id, json.loads(r.segments)) for r in rows] == [
-        ("group", group_id, [{"type": "text", "data": {"text": f"【小店 公告】{text}"}}])
-        for group_id in (700001, 700002)
-    ]

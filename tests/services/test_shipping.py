@@ -243,35 +243,8 @@ async def test_ship_moves_paid_to_shipped_and_starts_tracking(db: Database) -> N
     ) == (order.id, "顺丰", "shunfeng", "SF1234567890", NOW, NOW, True, "", None, 0)
     assert await _tracking(db, code) == []
 
-    [notice] = await _notices(db, code)
-    assert notice.dedupe_key == f"order:{code}:shipped"
-    assert notice.next_attempt_at == NOW and notice.sent_at is None
-    assert _as_sent(notice) == _private_notice(
-        f"订单号：{code} 已发货：顺丰 SF1234567890。发 /物流 {code} 查看物流。"
-    )
-
-
-async def test_shipping_a_group_order_mentions_the_customer_without_private_details(
-    db: Database,
-) -> None:
-    code = await _paid(db, group=GROUP_ID)
-    await _ship(db, code, carrier=normalise_carrier("ＪＤ"), number="JD0001234567")
-    [notice] = await _notices(db, code)
-    assert _as_sent(notice) == (
-        "group",
-        GROUP_ID,
-        [
-            {"type": "at", "data": {"qq": str(CUSTOMER_ID)}},
-            {
-                "type": "text",
-                "data": {
-                    "text": f" 订单号：{code} 已发货：京东 JD0001234567。发 /物流 {code} 查看物流。"
-                },
-            },
-        ],
-    )
-    for private_detail in ("13812345678", "张三", "文三路", "杭州"):
-        assert private_detail not in notice.segments
+    # Telling the customer is the use case's part (tests/services/test_usecases_fulfilment.py).
+    assert await _notices(db, code) == []
 
 
 @pytest.mark.parametrize("state", ["unpaid", "cancelled", "shipped", "delivered", "completed"])
@@ -329,18 +302,15 @@ async def test_manual_event_is_stored_and_the_customer_told(db: Database) -> Non
     shipment = await _shipment(db, code)
     assert (shipment.in_transit, shipment.delivered_at, shipment.state) == (True, None, "")
 
-    notices_ = await _notices(db, code)
-    assert _keys(notices_, code) == ["shipped", f"track:{stored.key}"]
-    assert _as_sent(notices_[-1]) == _private_notice(f"订单号：{code} 物流更新：已到达杭州转运中心")
+    assert await _notices(db, code) == []  # the use case tells the customer
 
-    # A second, different event: stored and told too, in order.
+    # A second, different event: stored too, in order.
     later = NOW + timedelta(hours=2)
     await _manual(db, code, "派送中", now=later)
     assert [(e.at, e.text) for e in await _tracking(db, code)] == [
         (NOW, "已到达杭州转运中心"),
         (later, "派送中"),
     ]
-    assert len(await _notices(db, code)) == 3
 
 
 async def test_signed_manual_event_delivers_the_order(db: Database) -> None:
@@ -363,11 +333,7 @@ async def test_signed_manual_event_delivers_the_order(db: Database) -> None:
         STAFF_ID,
         NOW,
     )
-    notices_ = await _notices(db, code)
-    assert _keys(notices_, code) == ["shipped", "delivered"]
-    assert _as_sent(notices_[-1]) == _private_notice(
-        f"订单号：{code} 已签收。收到货没问题请发 /确认收货 {code}；有问题可发 /售后。"
-    )
+    assert await _notices(db, code) == []  # the use case tells the customer
     # Delivered: no more manual events.
     with pytest.raises(InvalidTransition) as caught:
         await _manual(db, code, "又一条", now=NOW + timedelta(minutes=1))
@@ -389,7 +355,6 @@ async def test_manual_event_text_is_checked(db: Database, text: str, reason: str
     )
     assert await _tracking(db, code) == []
     assert (await _order(db, code)).status == S.SHIPPED.value
-    assert _keys(await _notices(db, code), code) == ["shipped"]
 
 
 async def test_manual_event_of_exactly_the_longest_text(db: Database) -> None:
@@ -410,9 +375,6 @@ async def test_manual_event_needs_a_shipped_order(db: Database, state: str) -> N
         await _manual(db, code, "签收", signed=True)
     assert (await _order(db, code)).status == status
     assert await _shipments(db, code) == []
-    assert [
-        k for k in _keys(await _notices(db, code), code) if k.startswith(("track", "deliv"))
-    ] == []
 
 
 # --- confirm_received ------------------------------------------------------------------------
@@ -492,7 +454,7 @@ async def test_poll_stores_events_once_and_tells_each_state_once(
     )
     assert (await _order(db, code)).status == S.SHIPPED.value
     notices_ = await _notices(db, code)
-    assert _keys(notices_, code) == ["shipped", f"track:in_transit:{rows[-1].key}"]
+    assert _keys(notices_, code) == [f"track:in_transit:{rows[-1].key}"]
     assert _as_sent(notices_[-1]) == _private_notice(
         f"订单号：{code} 物流更新：在途：快件到达【上海转运中心】"
     )
@@ -507,7 +469,7 @@ async def test_poll_stores_events_once_and_tells_each_state_once(
     assert (later.polled, later.new_events, later.delivered, later.failures) == (1, 0, [], [])
     assert len(fake.requests) == asked + 2
     assert [r.id for r in await _tracking(db, code)] == [r.id for r in rows]
-    assert len(await _notices(db, code)) == 2
+    assert len(await _notices(db, code)) == 1
     assert (await _shipment(db, code)).next_poll_at == NOW + 2 * INTERVAL
 
 
@@ -534,7 +496,7 @@ async def test_poll_of_a_signed_parcel_delivers_the_order(
     )
 
     notices_ = await _notices(db, code)
-    assert _keys(notices_, code) == ["shipped", "delivered"]
+    assert _keys(notices_, code) == ["delivered"]
     assert _as_sent(notices_[-1]) == (
         "group",
         GROUP_ID,
@@ -559,7 +521,7 @@ async def test_a_busy_provider_is_retried_later(db: Database, provider: Kuaidi10
     )
     assert "501" in shipment.last_error
     assert (await _order(db, code)).status == S.SHIPPED.value
-    assert _keys(await _notices(db, code), code) == ["shipped"]
+    assert await _notices(db, code) == []
 
     assert (await shipping.poll_due(db, provider, NOW + INTERVAL / 2, INTERVAL)).polled == 0
     again = await shipping.poll_due(db, provider, NOW + INTERVAL, INTERVAL)

@@ -1,0 +1,52 @@
+"""Browsing the catalog: the item pages, the categories, search, and one item's detail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import catalog, reviews
+from ..actors import Caller
+from ..catalog import ItemDetail, ItemPage, ItemSummary
+from ..context import ShopContext
+from ..media import load_image
+from ..reviews import ItemRating
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """One item as /详情 shows it: the item with its variants, its rating, and the stored
+    picture's bytes (None without a picture, or when the file went missing)."""
+
+    detail: ItemDetail
+    rating: ItemRating
+    image: bytes | None
+
+
+async def list_items(shop: ShopContext, category: str | None = None, page: int = 1) -> ItemPage:
+    """One page of on-shelf items, of one category or of all."""
+    async with shop.database.read() as session:
+        return await catalog.list_items(session, shop.shop_id, category, page)
+
+
+async def list_categories(shop: ShopContext) -> list[tuple[str, int]]:
+    """Every category with its number of on-shelf items, by name."""
+    async with shop.database.read() as session:
+        return await catalog.list_categories(session, shop.shop_id)
+
+
+async def search_items(shop: ShopContext, query: str) -> list[ItemSummary]:
+    """On-shelf items whose name or description contains every word of `query`."""
+    async with shop.database.read() as session:
+        return await catalog.search_items(session, shop.shop_id, query)
+
+
+async def item_detail(shop: ShopContext, caller: Caller, item_id: int) -> ItemView:
+    """An item with its variants, rating and picture; staff also see delisted items."""
+    async with shop.database.read() as session:
+        detail = await catalog.item_detail(
+            session, shop.shop_id, item_id, include_delisted=caller.is_staff
+        )
+        rating = await reviews.item_rating(session, item_id)
+    image_path = detail.item.image_path
+    image = load_image(image_path, shop.data_dir) if image_path else None
+    return ItemView(detail, rating, image)

@@ -1,0 +1,129 @@
+"""What staff do to orders: list them all, decide customers' requests, refund, set the
+payment instructions, read the numbers. (Recording a payment: usecases/payments.py.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from models.tables import OrderLine, OrderRequest, OrderStatus, ShopOrder
+from models.types import utcnow
+
+from .. import notices, orders, stats
+from .. import shop as shop_row
+from ..actors import Caller
+from ..context import ShopContext
+from ..media import download_image
+
+
+@dataclass(frozen=True)
+class OrderListing:
+    rows: list[tuple[ShopOrder, list[OrderLine]]]  # newest first, each with its lines
+    total: int  # orders matching, over all pages
+    page: int
+    status: OrderStatus | None
+
+
+@dataclass(frozen=True)
+class RequestsDecided:
+    order: ShopOrder
+    requests: list[OrderRequest]
+    approved: bool
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    order: ShopOrder
+    refunded_fen: int  # this refund; order.refunded_fen is the running total
+    fully: bool  # everything paid is back and the order is closed
+
+
+@dataclass(frozen=True)
+class PaymentInfo:
+    text: str
+    has_qr: bool
+
+
+async def list_orders(
+    shop: ShopContext, caller: Caller, *, status: OrderStatus | None = None, page: int = 1
+) -> OrderListing:
+    """/订单列表: every customer's orders for staff (a customer would see only their own)."""
+    async with shop.database.read() as session:
+        rows, total = await orders.list_orders(
+            session, shop.shop_id, customer_id=caller.own_only, status=status, page=page
+        )
+        with_lines = [(order, await orders.order_lines(session, order.id or 0)) for order in rows]
+    return OrderListing(with_lines, total, page, status)
+
+
+async def decide_requests(
+    shop: ShopContext,
+    caller: Caller,
+    order_code: str,
+    *,
+    approve: bool,
+    reason: str = "",
+    now: datetime | None = None,
+) -> RequestsDecided:
+    """/审核: approves or rejects every pending request of the order; the customer hears
+    about each one."""
+    now = now or utcnow()
+    async with shop.database.write() as session:
+        order = await orders.get_order(session, shop.shop_id, order_code)
+        decided = await orders.decide(session, order, approve, caller.actor, reason, now)
+        for request in decided:
+            await notices.to_customer(
+                session,
+                order,
+                notices.request_decided(order, request.kind, approve, reason),
+                f"request:{request.id}",
+                now,
+            )
+    return RequestsDecided(order, decided, approve)
+
+
+async def refund(
+    shop: ShopContext,
+    caller: Caller,
+    order_code: str,
+    *,
+    amount_fen: int | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> RefundOutcome:
+    """/退款: `amount_fen` None refunds everything still refundable; the customer hears."""
+    now = now or utcnow()
+    async with shop.database.write() as session:
+        order = await orders.get_order(session, shop.shop_id, order_code)
+        refunded, fully = await orders.refund(session, order, amount_fen, reason, caller.actor, now)
+        # Keyed by the running total, so each refund of the order is its own notice.
+        await notices.to_customer(
+            session,
+            order,
+            notices.refunded(order, refunded, fully),
+            f"refund:{order.refunded_fen}",
+            now,
+        )
+    return RefundOutcome(order, refunded, fully)
+
+
+async def set_payment_info(
+    shop: ShopContext, caller: Caller, *, text: str, image_url: str | None = None
+) -> PaymentInfo:
+    """/设置收款: the instructions /付款 shows (empty text keeps the old one) and, from
+    `image_url`, a new QR image replacing the old one."""
+    # Downloaded before the transaction: a slow image host must not hold the write lock.
+    qr_path = await download_image(image_url, shop.data_dir) if image_url else None
+    async with shop.database.write() as session:
+        row = await shop_row.set_payment_info(session, shop.shop_id, text, qr_path)
+    return PaymentInfo(row.payment_text, row.payment_qr_path is not None)
+
+
+async def shop_stats(
+    shop: ShopContext, caller: Caller, period: str, now: datetime | None = None
+) -> stats.ShopStats:
+    """/统计 over `period` (a key of stats.PERIODS), in the shop's time zone."""
+    async with shop.database.read() as session:
+        return await stats.shop_stats(
+            session, shop.shop_id, period, now or utcnow(), shop.settings.timezone
+        )

@@ -1,0 +1,253 @@
+"""After-sales tickets: a customer opens one on their order (/售后, with evidence images),
+reads it (/工单), adds a message (/留言), gives the return parcel (/退货单号) or withdraws it
+(/撤销); staff list the queue (/工单列表), answer (/回复), approve (/同意, a refund at
+once or after the parcel is back), reject (/拒绝) and complete (/完成). The other side
+hears each step through the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from config import ShopSettings
+from models.tables import Ticket, TicketKind, TicketStatus
+from models.types import utcnow
+from services import aftersales, notices, orders
+from services.actors import Caller
+from services.aftersales import TicketDetail, Windows
+from services.context import ShopContext
+from services.media import download_image
+
+
+@dataclass(frozen=True)
+class OpenedTicket:
+    ticket: Ticket
+    order_code: str
+    image_count: int
+
+
+@dataclass(frozen=True)
+class TicketDecision:
+    """What approving or completing a ticket did with the money."""
+
+    ticket: Ticket
+    amount_fen: int
+    refunded: bool  # refunded now, by this decision
+
+
+def _windows(settings: ShopSettings) -> Windows:
+    return Windows(timedelta(days=settings.aftersale_days), timedelta(days=settings.exchange_days))
+
+
+async def _download_images(shop: ShopContext, image_urls: Sequence[str]) -> list[str]:
+    """Evidence images are downloaded now, outside any transaction: QQ image URLs expire
+    within hours. Too many are refused before the first download."""
+    aftersales.check_image_count(len(image_urls))
+    return [await download_image(url, shop.data_dir) for url in image_urls]
+
+
+# --- customers ------------------------------------------------------------------------
+
+
+async def open_ticket(
+    shop: ShopContext,
+    caller: Caller,
+    order_code: str,
+    kind: TicketKind,
+    reason: str,
+    image_urls: Sequence[str] = (),
+    now: datetime | None = None,
+) -> OpenedTicket:
+    """A ticket on the caller's own order (staff included: one opens tickets as a buyer),
+    opened in the chat it came from; owners and staff hear of it. The order is checked
+    before any image is downloaded, and again when the ticket is written."""
+    now = now or utcnow()
+    windows = _windows(shop.settings)
+    async with shop.database.read() as session:
+        order = await orders.get_order(
+            session, shop.shop_id, order_code, customer_id=caller.user_id
+        )
+        await aftersales.check_eligible(session, order, kind, windows, now)
+    images = await _download_images(shop, image_urls)
+    async with shop.database.write() as session:
+        order = await orders.get_order(
+            session, shop.shop_id, order_code, customer_id=caller.user_id
+        )
+        ticket = await aftersales.open_ticket(
+            session, order, kind, reason, images, caller.actor, caller.group_id, windows, now
+        )
+        await notices.ticket_to_staff(
+            session,
+            ticket,
+            shop.owners,
+            notices.new_ticket_for_staff(ticket, order.code),
+            "opened",
+            now,
+        )
+    return OpenedTicket(ticket, order.code, len(images))
+
+
+async def my_tickets(shop: ShopContext, caller: Caller) -> list[tuple[Ticket, str]]:
+    """The caller's own tickets with their order codes, newest first."""
+    async with shop.database.read() as session:
+        return await aftersales.list_tickets(session, shop.shop_id, customer_id=caller.user_id)
+
+
+async def view_ticket(shop: ShopContext, caller: Caller, code: str) -> TicketDetail:
+    """A ticket with its messages and events; a customer asking about someone else's
+    ticket gets TicketNotFound, exactly as for a code that does not exist."""
+    async with shop.database.read() as session:
+        ticket = await aftersales.get_ticket(
+            session, shop.shop_id, code, customer_id=caller.own_only
+        )
+        return await aftersales.ticket_detail(session, ticket)
+
+
+async def leave_message(
+    shop: ShopContext,
+    caller: Caller,
+    code: str,
+    text: str,
+    image_urls: Sequence[str] = (),
+    now: datetime | None = None,
+) -> Ticket:
+    """The customer adds text and/or images to their own ticket; owners and staff hear it.
+    The ticket is looked up before any image is downloaded."""
+    now = now or utcnow()
+    async with shop.database.read() as session:
+        await aftersales.get_ticket(session, shop.shop_id, code, customer_id=caller.user_id)
+    images = await _download_images(shop, image_urls)
+    async with shop.database.write() as session:
+        ticket = await aftersales.get_ticket(
+            session, shop.shop_id, code, customer_id=caller.user_id
+        )
+        message = await aftersales.add_message(session, ticket, caller.actor, text, images, now)
+        await notices.ticket_to_staff(
+            session,
+            ticket,
+            shop.owners,
+            notices.ticket_message_for_staff(ticket, text or "[图片]"),
+            f"message:{message.id}",
+            now,
+        )
+    return ticket
+
+
+async def record_return_parcel(
+    shop: ShopContext,
+    caller: Caller,
+    code: str,
+    carrier: str,
+    number: str,
+    now: datetime | None = None,
+) -> Ticket:
+    """awaiting_return → return_shipped with the (already checked) carrier name and
+    number; owners and staff hear it."""
+    now = now or utcnow()
+    async with shop.database.write() as session:
+        ticket = await aftersales.get_ticket(
+            session, shop.shop_id, code, customer_id=caller.user_id
+        )
+        await aftersales.return_shipped(session, ticket, carrier, number, caller.actor, now)
+        await notices.ticket_to_staff(
+            session,
+            ticket,
+            shop.owners,
+            notices.return_shipped_for_staff(ticket, carrier, number),
+            "return_shipped",
+            now,
+        )
+    return ticket
+
+
+async def withdraw_ticket(
+    shop: ShopContext, caller: Caller, code: str, now: datetime | None = None
+) -> Ticket:
+    """open → withdrawn by its customer; nobody is told (staff see it in the list)."""
+    now = now or utcnow()
+    async with shop.database.write() as session:
+        ticket = await aftersales.get_ticket(
+            session, shop.shop_id, code, customer_id=caller.user_id
+        )
+        await aftersales.withdraw(session, ticket, caller.actor, now)
+    return ticket
+
+
+# --- staff ----------------------------------------------------------------------------
+
+
+async def list_tickets(
+    shop: ShopContext, caller: Caller, status: TicketStatus | None = None
+) -> list[tuple[Ticket, str]]:
+    """The staff queue: unfinished tickets first, oldest first; optionally one status."""
+    async with shop.database.read() as session:
+        return await aftersales.list_tickets(session, shop.shop_id, status=status)
+
+
+async def answer_ticket(
+    shop: ShopContext, caller: Caller, code: str, text: str, now: datetime | None = None
+) -> Ticket:
+    """A staff message on any ticket (ended ones too); the customer hears it in the chat
+    the ticket came from."""
+    now = now or utcnow()
+    async with shop.database.write() as session:
+        ticket = await aftersales.get_ticket(session, shop.shop_id, code)
+        message = await aftersales.add_message(session, ticket, caller.actor, text, [], now)
+        await notices.ticket_to_customer(
+            session,
+            ticket,
+            notices.ticket_reply(ticket, message.text),
+            f"message:{message.id}",
+            now,
+        )
+    return ticket
+
+
+async def approve_ticket(
+    shop: ShopContext,
+    caller: Caller,
+    code: str,
+    amount_fen: int | None = None,
+    now: datetime | None = None,
+) -> TicketDecision:
+    """退款 is refunded at once (default: all still refundable); 退货/换货 wait for the
+    parcel; 投诉 is approved. The customer hears the decision."""
+    now = now or utcnow()
+    async with shop.database.write() as session:
+        ticket = await aftersales.get_ticket(session, shop.shop_id, code)
+        amount, refunded = await aftersales.approve(
+            session, ticket, amount_fen, caller.actor, "", now
+        )
+        await notices.ticket_to_customer(
+            session, ticket, notices.ticket_approved(ticket, amount, refunded), "approved", now
+        )
+    return TicketDecision(ticket, amount, refunded)
+
+
+async def reject_ticket(
+    shop: ShopContext, caller: Caller, code: str, reason: str, now: datetime | None = None
+) -> Ticket:
+    """open → rejected with a reason, which the customer hears."""
+    now = now or utcnow()
+    async with shop.database.write() as session:
+        ticket = await aftersales.get_ticket(session, shop.shop_id, code)
+        await aftersales.reject(session, ticket, caller.actor, reason, now)
+        await notices.ticket_to_customer(
+            session, ticket, notices.ticket_rejected(ticket, reason), "rejected", now
+        )
+    return ticket
+
+
+async def complete_ticket(
+    shop: ShopContext, caller: Caller, code: str, now: datetime | None = None
+) -> TicketDecision:
+    """退货: the parcel is back, refund now; 换货/投诉: closed. The customer hears it."""
+    now = now or utcnow()
+    async with shop.database.write() as session:
+        ticket = await aftersales.get_ticket(session, shop.shop_id, code)
+        amount, refunded = await aftersales.complete(session, ticket, caller.actor, now)
+        await notices.ticket_to_customer(
+            session, ticket, notices.ticket_completed(ticket, amount, refunded), "completed", now
+        )
+    return TicketDecision(ticket, amount, refunded)
