@@ -8,18 +8,29 @@ Services never import this module's NoneBot half: they receive plain values.
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from models.tables import PayType
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/shop.db"
 KUAIDI100_OFFICIAL_QUERY_URL = "https://poll.kuaidi100.com/poll/query.do"
+DEFAULT_EPAY_TYPES = (PayType.ALIPAY, PayType.WXPAY, PayType.QQPAY)
+
+
+class PaymentProvider(StrEnum):
+    MANUAL = "manual"  # /付款 shows the merchant's instructions; staff record with /收款
+    EPAY = "epay"  # an EPay-compatible gateway (易支付) takes the money
 
 
 class ShopSettings(BaseModel):
     """Every key of DESIGN.md's settings table that is the shop's (not NoneBot's)."""
 
-    model_config = ConfigDict(extra="ignore")
+    # hide_input_in_errors: a validation error must not echo EPAY_KEY back into a log.
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
     database_url: str = DEFAULT_DATABASE_URL
     shop_name: str = "小店"
@@ -42,6 +53,22 @@ class ShopSettings(BaseModel):
     kuaidi100_customer: str = ""
     kuaidi100_key: str = ""
     kuaidi100_query_url: str = KUAIDI100_OFFICIAL_QUERY_URL
+
+    payment_provider: PaymentProvider = PaymentProvider.MANUAL
+    # The gateway's base URL, ending with "/" (added when missing); mapi.php and api.php
+    # are relative to it.
+    epay_api_url: str = ""
+    epay_pid: str = ""
+    # SecretStr: shows as "**********" in repr, str() and logs of the settings.
+    epay_key: SecretStr = SecretStr("")
+    # Comma-separated, in the order offered (the first is /付款's default); `pay_types`
+    # is the typed view. A plain string because NoneBot reads env values of list fields
+    # as JSON only.
+    epay_types: str = ",".join(DEFAULT_EPAY_TYPES)
+    # Where the gateway reaches the bot, e.g. https://shop.example.com (no trailing "/").
+    public_base_url: str = ""
+    epay_reconcile_minutes: float = Field(2, gt=0)
+    epay_reconcile_grace_minutes: float = Field(720, ge=0)
 
     send_interval_seconds: float = Field(1.5, ge=0)
     send_per_minute: int = Field(20, gt=0)
@@ -67,6 +94,99 @@ class ShopSettings(BaseModel):
         if value not in {"manual", "kuaidi100"}:
             raise ValueError("TRACKING_PROVIDER must be 'manual' or 'kuaidi100'")
         return value
+
+    @field_validator("payment_provider", mode="before")
+    @classmethod
+    def _known_payment_provider(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in set(PaymentProvider):
+                raise ValueError("PAYMENT_PROVIDER must be 'manual' or 'epay'")
+        return value
+
+    @field_validator("epay_api_url")
+    @classmethod
+    def _gateway_base_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("EPAY_API_URL must start with http:// or https://")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("PUBLIC_BASE_URL must start with http:// or https://")
+        return value
+
+    @field_validator("epay_pid", "epay_key", mode="before")
+    @classmethod
+    def _text_not_number(cls, value: Any) -> Any:
+        """NoneBot reads `.env` values as JSON when they parse: EPAY_PID=1001 arrives as
+        the number 1001. Integers convert back exactly; anything else numeric would not."""
+        if isinstance(value, bool) or isinstance(value, float):
+            raise ValueError("EPAY_PID/EPAY_KEY was read as a number and cannot be used")
+        if isinstance(value, int):
+            return str(value)
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("epay_types", mode="before")
+    @classmethod
+    def _pay_types(cls, value: Any) -> Any:
+        """`alipay,wxpay` (or a list): known names only, in the order given, each once;
+        stored as `alipay,wxpay`."""
+        if isinstance(value, str):
+            value = value.replace("，", ",").split(",")
+        if not isinstance(value, list | tuple):
+            return value
+        names = [str(part).strip().lower() for part in value if str(part).strip()]
+        known = [pay_type.value for pay_type in PayType]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"EPAY_TYPES: unknown {', '.join(unknown)}; use {', '.join(known)}")
+        if not names:
+            raise ValueError(f"EPAY_TYPES needs at least one of {', '.join(known)}")
+        return ",".join(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _epay_complete(self) -> ShopSettings:
+        """With PAYMENT_PROVIDER=epay the gateway must be fully configured, except in a
+        demo with no gateway at all (the demo then runs the fake gateway of tools/)."""
+        if self.payment_provider is not PaymentProvider.EPAY or self.epay_demo_gateway:
+            return self
+        for name, value in (
+            ("EPAY_API_URL", self.epay_api_url),
+            ("EPAY_PID", self.epay_pid),
+            ("EPAY_KEY", self.epay_key.get_secret_value()),
+        ):
+            if not value:
+                raise ValueError(f"PAYMENT_PROVIDER=epay needs {name}")
+        return self
+
+    @property
+    def epay_demo_gateway(self) -> bool:
+        """A demo shop set to epay with no gateway configured: the fake gateway stands in."""
+        return (
+            self.shop_demo
+            and self.payment_provider is PaymentProvider.EPAY
+            and not (self.epay_api_url or self.epay_pid or self.epay_key.get_secret_value())
+        )
+
+    @property
+    def pay_types(self) -> tuple[PayType, ...]:
+        """The payment methods offered, in order (EPAY_TYPES)."""
+        return tuple(PayType(name) for name in self.epay_types.split(","))
+
+    @property
+    def epay_reconcile_every(self) -> timedelta:
+        return timedelta(minutes=self.epay_reconcile_minutes)
+
+    @property
+    def epay_reconcile_grace(self) -> timedelta:
+        return timedelta(minutes=self.epay_reconcile_grace_minutes)
 
     @property
     def timezone(self) -> ZoneInfo:
