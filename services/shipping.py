@@ -260,16 +260,10 @@ async def poll_due(
             previous = fresh_shipment.state
             fresh_shipment.state = result.state.value
             if result.signed:
+                # Still shipped here: any other status was turned away above.
                 signed_at = result.events[-1].at if result.events else now
-                if fresh_order.status == S.SHIPPED.value:
-                    await _deliver(
-                        session, fresh_order, fresh_shipment, Actor.system(), now, signed_at
-                    )
-                    report.delivered.append(fresh_order.code)
-                else:
-                    # Refunded or completed meanwhile: the parcel is done, stop paying for polls.
-                    fresh_shipment.in_transit = False
-                    fresh_shipment.delivered_at = fresh_shipment.delivered_at or signed_at
+                await _deliver(session, fresh_order, fresh_shipment, Actor.system(), now, signed_at)
+                report.delivered.append(fresh_order.code)
             elif new_rows and result.state.value != previous:
                 latest = new_rows[-1]
                 await notices.to_customer(
