@@ -119,6 +119,8 @@ def shop_env(workdir: Path, **overrides: str) -> dict[str, str]:
         "SHOP_NAME": "压测小店",
         "SHOP_DEMO": "true",
         "FLOOD_MAX_COMMANDS": "1000000",
+        # The order cells place many orders per simulated user, none of them paid.
+        "MAX_UNPAID_ORDERS": "0",
         "TRACKING_PROVIDER": "manual",
     }
     env.update(overrides)

@@ -2,7 +2,7 @@
 
     python bench/run_all.py            # or: ./run bench
     python bench/run_all.py --only load,flash_sale
-    python bench/run_all.py --quick    # smaller sizes, a smoke run (about 2 minutes)
+    python bench/run_all.py --quick    # smaller sizes, a smoke run (about 3 minutes)
 
 Each benchmark runs in its own process, one after the other (never two at once: they
 would share the 2 cores and measure each other). The machine's load average is recorded
@@ -43,6 +43,11 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], int]] = {
         ["bench/tracking_sweep.py", "--shipments", "10000", "--sample", "100"],
         ["bench/tracking_sweep.py", "--shipments", "1000", "--sample", "30"],
         1200,
+    ),
+    "epay_notify": (
+        ["bench/epay_notify.py", "--orders", "1000", "--concurrency", "50"],
+        ["bench/epay_notify.py", "--orders", "200", "--concurrency", "50"],
+        900,
     ),
 }
 

@@ -7,7 +7,7 @@ Services never import this module's NoneBot half: they receive plain values.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +24,11 @@ DEFAULT_EPAY_TYPES = (PayType.ALIPAY, PayType.WXPAY, PayType.QQPAY)
 class PaymentProvider(StrEnum):
     MANUAL = "manual"  # /付款 shows the merchant's instructions; staff record with /收款
     EPAY = "epay"  # an EPay-compatible gateway (易支付) takes the money
+
+
+class FriendRequests(StrEnum):
+    ACCEPT = "accept"  # approve every friend request (paced through the outbox)
+    IGNORE = "ignore"  # leave them for the owner to handle in QQ
 
 
 class ShopSettings(BaseModel):
@@ -70,13 +75,30 @@ class ShopSettings(BaseModel):
     epay_reconcile_minutes: float = Field(2, gt=0)
     epay_reconcile_grace_minutes: float = Field(720, ge=0)
 
+    # Card keys (卡密) are stored encrypted with a key derived from this; None: stored
+    # plain (a warning at start). Changing it makes keys imported before unreadable.
+    card_key_secret: SecretStr | None = None
+
     send_interval_seconds: float = Field(1.5, ge=0)
     send_per_minute: int = Field(20, gt=0)
     clock_tick_seconds: float = Field(30, gt=0)
 
+    # QQ users adding the shop's account as a friend (so they can order privately and the
+    # shop's private notices reach them).
+    friend_requests: FriendRequests = FriendRequests.ACCEPT
+
     # Chat hygiene: how many commands one user may send in `flood_window_seconds`.
     flood_max_commands: int = Field(8, gt=0)
     flood_window_seconds: float = Field(10, gt=0)
+
+    # Merchant safeguards and reports (services/safeguards.py, services/reports.py).
+    # Unpaid orders one customer may have open at once; 0: no cap.
+    max_unpaid_orders: int = Field(3, ge=0)
+    # Staff are told when a variant's stock falls to this or below (a variant's own
+    # /预警 overrides it); 0: off.
+    low_stock_threshold: int = Field(0, ge=0)
+    # "HH:MM" in SHOP_TIMEZONE: the owners' daily report; empty: no report.
+    daily_report_time: str = "21:00"
 
     @field_validator("shop_timezone")
     @classmethod
@@ -102,6 +124,15 @@ class ShopSettings(BaseModel):
             value = value.strip().lower()
             if value not in set(PaymentProvider):
                 raise ValueError("PAYMENT_PROVIDER must be 'manual' or 'epay'")
+        return value
+
+    @field_validator("friend_requests", mode="before")
+    @classmethod
+    def _known_friend_policy(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in set(FriendRequests):
+                raise ValueError("FRIEND_REQUESTS must be 'accept' or 'ignore'")
         return value
 
     @field_validator("epay_api_url")
@@ -132,6 +163,37 @@ class ShopSettings(BaseModel):
         if isinstance(value, int):
             return str(value)
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("card_key_secret", mode="before")
+    @classmethod
+    def _secret_text(cls, value: Any) -> Any:
+        """Empty means no secret; NoneBot reads an all-digit value from `.env` as a
+        number, which converts back exactly only when it is an integer."""
+        if isinstance(value, bool) or isinstance(value, float):
+            raise ValueError("CARD_KEY_SECRET was read as a number and cannot be used")
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("daily_report_time", mode="before")
+    @classmethod
+    def _report_time(cls, value: Any) -> Any:
+        """`21:00` (or `9:30`); empty turns the report off."""
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            return value
+        text = value.strip().replace("：", ":")
+        if not text:
+            return ""
+        hours, _, minutes = text.partition(":")
+        if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+            raise ValueError("DAILY_REPORT_TIME must look like 21:00 (or be empty for no report)")
+        if not (0 <= int(hours) <= 23 and 0 <= int(minutes) <= 59):
+            raise ValueError("DAILY_REPORT_TIME must be a time of day between 00:00 and 23:59")
+        return f"{int(hours):02d}:{minutes}"
 
     @field_validator("epay_types", mode="before")
     @classmethod
@@ -203,6 +265,14 @@ class ShopSettings(BaseModel):
     @property
     def refund_auto_approve(self) -> timedelta:
         return timedelta(hours=self.refund_auto_approve_hours)
+
+    @property
+    def daily_report_at(self) -> time | None:
+        """When the owners' daily report goes out, in shop time; None: never."""
+        if not self.daily_report_time:
+            return None
+        hours, minutes = self.daily_report_time.split(":")
+        return time(int(hours), int(minutes))
 
 
 def load_settings() -> ShopSettings:

@@ -3,7 +3,13 @@
 SQLite allows one writer at a time; many concurrent writers through a pool spin in
 SQLite's busy handler and produce multi-second tails. So every write transaction goes
 through `Database.write()`, which on SQLite holds an asyncio lock (one writer per process)
-and relies on WAL + busy_timeout for the rare second process. PostgreSQL needs no lock.
+and relies on WAL + busy_timeout for the rare second process. PostgreSQL needs no lock:
+its row locks and the conditional updates in services/ decide races between processes.
+
+A PostgreSQL URL (asyncpg) may end in `?search_path=NAME`: the shop's tables then live in
+schema NAME (which must exist), so several shops, or the test suite's parallel tests,
+can share one database. asyncpg's own DSNs read unknown query parameters as server
+settings the same way; SQLAlchemy would hand them to `asyncpg.connect` as keywords.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Select, event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,7 +30,20 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SEARCH_PATH_PARAMETER = "search_path"
 _NOTICES_QUEUED = "notices_queued"
+
+
+_WRITING = "writing"
+
+
+def for_writing(statement: Select[Any], session: AsyncSession) -> Select[Any]:
+    """Inside `Database.write()` on PostgreSQL, rows read to be changed are locked
+    (`FOR UPDATE`), so two transactions changing one order or ticket take turns instead
+    of overwriting each other. SQLite needs nothing: its writers already take turns."""
+    if session.info.get(_WRITING) and session.get_bind().dialect.name == "postgresql":
+        return statement.with_for_update()
+    return statement
 
 
 def mark_notices_queued(session: AsyncSession) -> None:
@@ -41,22 +60,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _split_search_path(url: URL) -> tuple[URL, str | None]:
+    """The URL without `?search_path=`, and that search path (None when absent)."""
+    value = url.query.get(SEARCH_PATH_PARAMETER)
+    if value is None:
+        return url, None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"DATABASE_URL: give {SEARCH_PATH_PARAMETER} once, e.g. ?search_path=shop")
+    if url.get_driver_name() != "asyncpg":
+        raise ValueError(f"DATABASE_URL: {SEARCH_PATH_PARAMETER} needs the asyncpg driver")
+    return url.difference_update_query([SEARCH_PATH_PARAMETER]), value.strip()
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {}
+        self.search_path: str | None = None
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         else:
             kwargs["pool_pre_ping"] = True
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+            parsed, self.search_path = _split_search_path(parsed)
+            if self.search_path:
+                kwargs["connect_args"] = {"server_settings": {"search_path": self.search_path}}
+        # The parsed URL, not its str(): that would mask the password as "***".
+        self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Facts every session of this database carries in `session.info`, for the
+        # session-level rules that need a shop setting (services/safeguards.py).
+        self.session_info: dict[str, Any] = {}
+        self._sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, info=self.session_info
+        )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         # Set after a write transaction that queued notices has committed: the outbox
         # dispatcher waits on it, so no door has to remember to wake it.
@@ -74,11 +115,13 @@ class Database:
         Committing one that queued notices (`mark_notices_queued`) wakes the outbox."""
         if self._write_lock is None:
             async with self._sessions() as session:
+                session.info[_WRITING] = True
                 async with session.begin():
                     yield session
                 self._after_commit(session)
             return
         async with self._write_lock, self._sessions() as session:
+            session.info[_WRITING] = True
             async with session.begin():
                 yield session
             self._after_commit(session)

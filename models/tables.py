@@ -81,6 +81,9 @@ class Item(SQLModel, table=True):
     )
     listed: bool = True
     no_reason_return: bool = True
+    # Sold as card keys (卡密, services/card_keys.py): no address, no shipping, and each
+    # variant's stock is its count of unused keys.
+    virtual: bool = False
     created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
 
@@ -182,6 +185,9 @@ class ShopOrder(SQLModel, table=True):
     receiver_phone: str = Field(max_length=20)
     receiver_address: str = Field(max_length=120)
     remark: str = Field(default="", max_length=200)
+    # Card keys, no address (the receiver fields are empty), never shipped: completed
+    # when its keys are handed out with the payment.
+    virtual: bool = False
     created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
@@ -512,6 +518,108 @@ class TicketEvent(SQLModel, table=True):
     to_status: str = Field(max_length=20)
     action: str = Field(max_length=30)
     reason: str = Field(default="", max_length=200)
+
+
+# --- virtual goods (card keys) ----------------------------------------------------------
+
+
+class CardKey(SQLModel, table=True):
+    """One card key (卡密) of a virtual variant, unused until a paid order takes it
+    (`order_id`). The variant's `stock` is its unused keys less the units unpaid orders
+    hold (services/card_keys.py keeps that invariant), so ordering reserves keys with
+    the same conditional UPDATE as physical goods."""
+
+    __tablename__ = "card_key"
+    __table_args__ = (
+        UniqueConstraint("variant_id", "key_hash", name="uq_card_key_variant_hash"),
+        Index("ix_card_key_variant_order", "variant_id", "order_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id")
+    variant_id: int = Field(foreign_key="variant.id")
+    # The key: a Fernet token when `sealed` (CARD_KEY_SECRET was set), else the plain text.
+    secret: str
+    sealed: bool = False
+    # A digest of the key: duplicates are found without reading any key back.
+    key_hash: str = Field(max_length=64)
+    order_id: int | None = Field(default=None, foreign_key="shop_order.id", index=True)
+    imported_by: int = Field(sa_type=BigInteger)
+    imported_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+    sold_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CardDelivery(SQLModel, table=True):
+    """An order's keys were handed out. One row per order (unique): a replayed notify
+    or two racing payments can never give one order a second set."""
+
+    __tablename__ = "card_delivery"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="shop_order.id", unique=True)
+    key_count: int
+    delivered_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# --- safeguards and reports (services/safeguards.py, services/reports.py) ---------------
+
+
+class Ban(SQLModel, table=True):
+    """A QQ number that may browse but not order, pay or open tickets (/拉黑). Deleted by
+    /解除拉黑; the ban_event rows keep the history."""
+
+    __table_args__ = (UniqueConstraint("shop_id", "user_id", name="uq_ban_shop_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id")
+    user_id: int = Field(sa_type=BigInteger)
+    reason: str = Field(default="", max_length=200)
+    banned_by: int = Field(sa_type=BigInteger)
+    banned_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+class BanEvent(SQLModel, table=True):
+    """Every ban and unban: who, when, why."""
+
+    __tablename__ = "ban_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id")
+    user_id: int = Field(sa_type=BigInteger, index=True)
+    action: str = Field(max_length=10)  # banned | unbanned
+    actor: str = Field(max_length=10)  # staff | owner
+    actor_id: int | None = Field(default=None, sa_type=BigInteger)
+    reason: str = Field(default="", max_length=200)
+    at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+class VariantGuard(SQLModel, table=True):
+    """A variant's safeguards: the units one customer may buy (/限购) and its own
+    low-stock threshold (/预警), plus the low-stock alert state, which exists for the
+    shop-wide LOW_STOCK_THRESHOLD too. `low_stock_alerted`: staff were told of the
+    current crossing; it re-arms once stock is above the threshold again.
+    `low_stock_alerts` counts crossings (each notice's dedupe key)."""
+
+    __tablename__ = "variant_guard"
+
+    variant_id: int = Field(
+        sa_column=Column(
+            Integer,
+            ForeignKey("variant.id", ondelete="CASCADE"),
+            primary_key=True,
+            autoincrement=False,
+        )
+    )
+    shop_id: int = Field(foreign_key="shop.id")
+    purchase_limit: int | None = None
+    low_stock_threshold: int | None = None
+    low_stock_alerted: bool = False
+    low_stock_alerts: int = 0
+    updated_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
+
+
+# "Bought together" (/详情) starts from the orders holding one item.
+Index("ix_order_line_item_id", OrderLine.__table__.c.item_id)  # type: ignore[attr-defined]
 
 
 # --- clocks -----------------------------------------------------------------------------

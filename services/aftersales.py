@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.db import Database
+from models.db import Database, for_writing
 from models.tables import (
     Item,
     OrderLine,
@@ -141,9 +141,8 @@ async def get_ticket(
 ) -> Ticket:
     """Another customer's ticket is indistinguishable from one that does not exist."""
     code = normalise_code(code)
-    ticket = (
-        await session.execute(select(Ticket).where(Ticket.code == code, Ticket.shop_id == shop_id))
-    ).scalar_one_or_none()
+    query = select(Ticket).where(Ticket.code == code, Ticket.shop_id == shop_id)
+    ticket = (await session.execute(for_writing(query, session))).scalar_one_or_none()
     if ticket is None or (customer_id is not None and ticket.user_id != customer_id):
         raise TicketNotFound(code)
     return ticket

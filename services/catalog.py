@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.tables import Category, Item, Variant
 from models.types import utcnow
 
+from . import safeguards
 from .errors import (
     InvalidValue,
     ItemNotFound,
+    KeyStockOnly,
     StockTooLow,
     TooManyVariants,
     VariantNotFound,
@@ -363,7 +365,10 @@ async def add_variant(
     name = check_text(FIELD_VARIANT_NAME, name, MAX_VARIANT_NAME)
     check_price(price_fen)
     check_stock(stock)
-    await get_item(session, shop_id, item_id, include_delisted=True)
+    item = await get_item(session, shop_id, item_id, include_delisted=True)
+    if item.virtual and stock:
+        # Card keys: the stock is the keys imported into the new variant (/卡密 导入).
+        raise KeyStockOnly(str(item_id))
     variants = await _variants_of(session, item_id)
     if len(variants) >= MAX_VARIANTS_PER_ITEM:
         raise TooManyVariants(MAX_VARIANTS_PER_ITEM)
@@ -404,6 +409,9 @@ async def change_stock(
     the same moment) and returns the item, the variant with its new stock and the old stock."""
     check_stock(change.amount)
     item, variant = await resolve_variant(session, shop_id, ref, include_delisted=True)
+    if item.virtual:
+        # Its stock is its unused keys (services/card_keys.py): only keys change it.
+        raise KeyStockOnly(str(VariantRef(item.id or 0, variant.position)))
     column = Variant.__table__.c  # type: ignore[attr-defined]
     statement = update(Variant).where(column.id == variant.id)
     if change.mode == "add":
@@ -431,6 +439,7 @@ async def change_stock(
     old_stock = {"add": new_stock - change.amount, "sub": new_stock + change.amount}.get(
         change.mode, read_stock
     )
+    await safeguards.after_stock_change(session, variant.id or 0, utcnow())
     await session.refresh(variant)
     await _touch(session, item.id or 0)
     return item, variant, old_stock

@@ -18,7 +18,15 @@ from models.tables import CheckoutDraft, CheckoutDraftLine, DraftSource, Item, S
 from . import cart, orders
 from .addresses import AddressSnapshot, default_address
 from .catalog import line_name
-from .errors import CartEmpty, DraftExpired, ItemUnavailable, NoAddress, OutOfStock, PriceChanged
+from .errors import (
+    CartEmpty,
+    DraftExpired,
+    ItemUnavailable,
+    MixedVirtualOrder,
+    NoAddress,
+    OutOfStock,
+    PriceChanged,
+)
 from .orders import check_remark
 
 
@@ -47,11 +55,25 @@ class SummaryLine:
 class Summary:
     draft: CheckoutDraft
     lines: list[SummaryLine]
-    address: AddressSnapshot | None
+    address: AddressSnapshot | None  # None for card keys, which need none
+    virtual: bool = False  # card keys: no address, sent by private message once paid
 
     @property
     def total_fen(self) -> int:
         return sum(line.subtotal_fen for line in self.lines)
+
+    @property
+    def needs_address(self) -> bool:
+        """Physical goods and no saved address yet: the summary waits for one."""
+        return not self.virtual and self.address is None
+
+
+def is_virtual(lines: list[SummaryLine]) -> bool:
+    """Card keys only (True) or physical goods only (False); never both in one order."""
+    kinds = {line.item.virtual for line in lines}
+    if len(kinds) > 1:
+        raise MixedVirtualOrder()
+    return kinds == {True}
 
 
 async def draft_lines(session: AsyncSession, draft: CheckoutDraft) -> list[CheckoutDraftLine]:
@@ -98,15 +120,16 @@ async def start(
     """Creates (or replaces) the user's draft in this chat and returns its summary.
     With no saved address: in a private chat the draft waits for one (summary.address is
     None); in a group NoAddress is raised and no draft is kept (addresses are never
-    collected in groups)."""
+    collected in groups). Card keys (a virtual summary) need no address anywhere."""
     remark = check_remark(remark)
     if not wanted:
         raise CartEmpty()
     lines = await _summary_lines(session, shop_id, wanted)
-    address = await default_address(session, shop_id, user_id)
+    virtual = is_virtual(lines)
+    address = None if virtual else await default_address(session, shop_id, user_id)
     # Its lines go with it (ON DELETE CASCADE).
     await session.execute(delete(CheckoutDraft).where(_in_chat(shop_id, user_id, group_id)))
-    if address is None and group_id is not None:
+    if address is None and group_id is not None and not virtual:
         raise NoAddress()
     draft = CheckoutDraft(
         shop_id=shop_id,
@@ -114,7 +137,7 @@ async def start(
         user_id=user_id,
         source=source,
         remark=remark,
-        awaiting_address=address is None,
+        awaiting_address=address is None and not virtual,
         created_at=now,
         expires_at=now + confirm_window,
     )
@@ -133,7 +156,7 @@ async def start(
     )
     await session.flush()
     # No address in a private chat: the draft waits for one (the summary says so).
-    return Summary(draft, lines, AddressSnapshot.of(address) if address else None)
+    return Summary(draft, lines, AddressSnapshot.of(address) if address else None, virtual)
 
 
 async def find(
@@ -146,8 +169,9 @@ async def find(
 
 async def summary_of(session: AsyncSession, draft: CheckoutDraft) -> Summary:
     lines = await _summary_lines(session, draft.shop_id, await _wanted(session, draft))
-    address = await default_address(session, draft.shop_id, draft.user_id)
-    return Summary(draft, lines, AddressSnapshot.of(address) if address else None)
+    virtual = is_virtual(lines)
+    address = None if virtual else await default_address(session, draft.shop_id, draft.user_id)
+    return Summary(draft, lines, AddressSnapshot.of(address) if address else None, virtual)
 
 
 async def address_given(
@@ -181,9 +205,8 @@ async def confirm(
         raise DraftExpired()  # confirmed by a concurrent 确认 a moment ago
     if draft.expires_at <= now:
         raise DraftExpired()
+    # Physical goods need an address (place_order refuses without one); card keys none.
     address = await default_address(session, draft.shop_id, draft.user_id)
-    if address is None:
-        raise NoAddress()
     for line in lines:
         variant = await session.get(Variant, line.variant_id)
         if variant is not None and variant.price_fen != line.unit_price_fen:
@@ -195,7 +218,7 @@ async def confirm(
         draft.user_id,
         draft.group_id,
         wanted,
-        AddressSnapshot.of(address),
+        AddressSnapshot.of(address) if address else None,
         draft.remark,
         now,
         unpaid_timeout,

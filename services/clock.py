@@ -45,7 +45,10 @@ async def run_order_clocks(
         ]
     for order_id in expiring:
         async with database.write() as session:
-            order = await session.get(orders.ShopOrder, order_id)
+            # Locked and read afresh: a payment committed meanwhile (another process,
+            # PostgreSQL) is seen here, and expiring never overwrites it. The order is
+            # locked before its stock, as record_payment does: no deadlock between them.
+            order = await session.get(orders.ShopOrder, order_id, with_for_update=True)
             if order is None or order.status != OrderStatus.PENDING_PAYMENT.value:
                 continue
             await orders.cancel(session, order, Actor.system(), "超时未付款", now, action="expired")

@@ -10,14 +10,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from config import ShopSettings
+from config import PaymentProvider, ShopSettings
 from models.db import Database
 from models.tables import DEFAULT_SHOP_ID
 from models.types import utcnow
 
-from . import groups, shop, staff
-from .demo import seed_demo_catalog
+from . import groups, safeguards, shop, staff
+from .card_keys import KeyVault
+from .demo import seed_demo_catalog, seed_demo_payment, seed_demo_virtual_item
+from .epay import EpayGateway
 from .staff import Role
+
+# Where the EPay gateway sends notifies and the payer's browser, on the bot's own web
+# server (plugins/payments serves both).
+EPAY_NOTIFY_PATH = "/pay/epay/notify"
+EPAY_RETURN_PATH = "/pay/epay/return"
 
 # Staff and enabled groups change rarely and are read on every command: cache them, and
 # re-read now and then so a second bot process on the same database sees changes too.
@@ -102,9 +109,16 @@ class ShopContext:
     shop_id: int = DEFAULT_SHOP_ID
     access: AccessControl = field(init=False)
     drafts: DraftIndex = field(default_factory=DraftIndex)
+    # The shop's EPay gateway client: set by `open_shop` when PAYMENT_PROVIDER is epay
+    # and a gateway is configured; None otherwise (manual payments).
+    payment_gateway: EpayGateway | None = None
 
     def __post_init__(self) -> None:
         self.access = AccessControl(self.database, self.shop_id, self.owners)
+        # Low-stock alerts are decided where stock changes, deep in the domain functions.
+        self.database.session_info[safeguards.STOCK_WATCH] = safeguards.StockWatch(
+            self.settings.low_stock_threshold, self.owners
+        )
 
     @property
     def data_dir(self) -> Path:
@@ -116,16 +130,46 @@ class ShopContext:
         return self.database.notices_committed
 
 
-async def open_shop(settings: ShopSettings, owners: frozenset[int]) -> ShopContext:
-    """Opens (creating or migrating) the database and makes the shop ready."""
+def payment_gateway_for(settings: ShopSettings, local_base_url: str = "") -> EpayGateway | None:
+    """The EPay gateway client the settings describe, or None (PAYMENT_PROVIDER manual, or
+    a demo whose fake gateway is not started). Notifies go to PUBLIC_BASE_URL, else to
+    `local_base_url` (where the bot listens: only a gateway on this machine, the demo's
+    fake, reaches that; a real one never notifies and reconciliation finds payments)."""
+    if settings.payment_provider is not PaymentProvider.EPAY or not settings.epay_api_url:
+        return None
+    base = settings.public_base_url or local_base_url.rstrip("/")
+    return EpayGateway(
+        settings.epay_api_url,
+        settings.epay_pid,
+        settings.epay_key.get_secret_value(),
+        notify_url=base + EPAY_NOTIFY_PATH,
+        return_url=base + EPAY_RETURN_PATH,
+    )
+
+
+async def open_shop(
+    settings: ShopSettings, owners: frozenset[int], *, local_base_url: str = ""
+) -> ShopContext:
+    """Opens (creating or migrating) the database and makes the shop ready. With
+    PAYMENT_PROVIDER=epay, its gateway client too (`local_base_url`: where the bot's web
+    server listens, for notifies when PUBLIC_BASE_URL is not set)."""
     database = Database(settings.database_url)
     await database.migrate()
     async with database.write() as session:
         await shop.ensure_shop(session, settings.shop_name)
         if settings.shop_demo:
             await seed_demo_catalog(session, DEFAULT_SHOP_ID)
+            await seed_demo_payment(session, DEFAULT_SHOP_ID, Path(settings.data_dir))
+            secret = settings.card_key_secret
+            vault = KeyVault(secret.get_secret_value() if secret is not None else None)
+            await seed_demo_virtual_item(session, DEFAULT_SHOP_ID, vault, utcnow())
     await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True, exist_ok=True)
-    context = ShopContext(database=database, settings=settings, owners=owners)
+    context = ShopContext(
+        database=database,
+        settings=settings,
+        owners=owners,
+        payment_gateway=payment_gateway_for(settings, local_base_url),
+    )
     await reload_drafts(context)
     return context
 
@@ -142,4 +186,7 @@ async def reload_drafts(context: ShopContext) -> None:
 
 
 async def close_shop(context: ShopContext) -> None:
+    gateway, context.payment_gateway = context.payment_gateway, None
+    if gateway is not None:
+        await gateway.aclose()
     await context.database.dispose()

@@ -1,13 +1,30 @@
-"""A small sample shop, so a new user sees something at once (SHOP_DEMO=true)."""
+"""A small sample shop, so a new user sees something at once (SHOP_DEMO=true): six items
+and payment instructions with a QR code, so the whole tour (/下单 … /付款 … /收款) works."""
 
 from __future__ import annotations
 
+import io
+from datetime import datetime
+from pathlib import Path
+
+import segno
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.tables import Item
 
-from . import catalog
+from . import card_keys, catalog
+from . import shop as shop_row
+from .card_keys import KeyVault
+from .media import store_image
+
+# What /付款 shows in the demo (a real shop sets its own with /设置收款).
+DEMO_PAYMENT_TEXT = (
+    "演示店铺，不会真的收款。真实店铺在这里写收款方式（店主发 /设置收款 设置），"
+    "如：微信转账 wxid_xxx，备注订单号。演示里输入 :user 10001 切换为店主，发 /收款 <订单号>。"
+)
+# The demo QR code holds a sentence, not a payment link: scanning it pays nobody.
+DEMO_QR_TEXT = "演示小店收款码（仅供演示，不能付款）"
 
 # name, price (fen), stock, category, description, extra variants
 _DEMO_ITEMS: list[tuple[str, int, int, str, str, list[tuple[str, int, int]]]] = [
@@ -50,3 +67,48 @@ async def seed_demo_catalog(session: AsyncSession, shop_id: int) -> int:
                 session, shop_id, item.id, variant_name, variant_price, variant_stock
             )
     return len(_DEMO_ITEMS)
+
+
+def demo_qr_png() -> bytes:
+    """The demo's payment QR code as PNG (made with segno, like the EPay payment codes)."""
+    buffer = io.BytesIO()
+    segno.make(DEMO_QR_TEXT, error="m").save(buffer, kind="png", scale=6, border=2)
+    return buffer.getvalue()
+
+
+async def seed_demo_payment(session: AsyncSession, shop_id: int, data_dir: Path) -> bool:
+    """Sets the demo's payment instructions and QR code when the shop has none yet (a
+    shop that ran /设置收款 keeps its own); returns whether they were set."""
+    seller = await shop_row.get_shop(session, shop_id)
+    if seller.payment_text or seller.payment_qr_path:
+        return False
+    qr_path = store_image(demo_qr_png(), data_dir)
+    await shop_row.set_payment_info(session, shop_id, DEMO_PAYMENT_TEXT, qr_path)
+    return True
+
+
+# A virtual item, so the demo shows card keys end to end: ordered in a group with no
+# address, paid, the key sent privately. Its keys are samples that unlock nothing.
+DEMO_VIRTUAL_ITEM = ("视频会员月卡", 1990, "虚拟", "购买后卡密私聊自动发送，无需收货地址。")
+DEMO_CARD_KEYS = [f"DEMO-VIP-{n:04d}-SAMPLE" for n in range(1, 11)]
+
+
+async def seed_demo_virtual_item(
+    session: AsyncSession, shop_id: int, vault: KeyVault, now: datetime
+) -> bool:
+    """Adds the demo's virtual item with sample keys unless the shop already has one by
+    that name; returns whether it was added."""
+    name, price, category, description = DEMO_VIRTUAL_ITEM
+    existing = (
+        await session.execute(
+            select(func.count()).select_from(Item).where(Item.shop_id == shop_id, Item.name == name)
+        )
+    ).scalar_one()
+    if existing:
+        return False
+    item, variant = await catalog.create_item(session, shop_id, name, price, 0, category)
+    assert item.id is not None
+    await catalog.set_description(session, shop_id, item.id, description)
+    await card_keys.set_virtual(session, item, True)
+    await card_keys.import_keys(session, item, variant, DEMO_CARD_KEYS, vault, 0, now)
+    return True

@@ -260,3 +260,104 @@ class PayTypeNotOffered(ShopError):
 
     pay_type: str
     offered: tuple[str, ...]
+
+
+# --- virtual goods (card keys) ----------------------------------------------------------
+
+
+class VirtualSwitchBlock(StrEnum):
+    """Why an item cannot be switched to or from card keys now."""
+
+    PHYSICAL_STOCK = "physical_stock"  # turning on: goods still in stock (set 0 first)
+    UNUSED_KEYS = "unused_keys"  # turning off: unsold keys left (clear them first)
+    OPEN_ORDERS = "open_orders"  # unpaid or paid-not-shipped orders of the item
+
+
+@dataclass
+class VirtualSwitchBlocked(ShopError):
+    item_id: int
+    why: VirtualSwitchBlock
+    count: int = 0  # the stock, the unused keys, or the open orders
+    orders: tuple[str, ...] = ()  # a few of the open orders' codes
+
+
+@dataclass
+class NotVirtual(ShopError):
+    """Card keys were imported or asked for on an item not sold as card keys."""
+
+    item_id: int
+
+
+@dataclass
+class KeyStockOnly(ShopError):
+    """/库存 (or a new variant with stock) on a virtual item: its stock is its keys."""
+
+    ref: str
+
+
+@dataclass
+class MixedVirtualOrder(ShopError):
+    """Card keys and physical goods in one order: they are bought separately."""
+
+    pass
+
+
+class VirtualOrderAction(StrEnum):
+    SHIP = "ship"
+    ADDRESS = "address"
+
+
+@dataclass
+class NotForVirtualOrder(ShopError):
+    """A virtual order has no address and is never shipped."""
+
+    code: str
+    action: VirtualOrderAction
+
+
+@dataclass
+class KeysPrivateOnly(ShopError):
+    """Card keys are imported and shown in a private chat only. Raised before anything is
+    looked up, so a group learns nothing (not even whether an order exists)."""
+
+    pass
+
+
+class CardKeysProblem(StrEnum):
+    EMPTY = "empty"  # no key line after the command
+    TOO_MANY = "too_many"  # more lines than one import takes
+    TOO_LONG = "too_long"  # one key longer than allowed
+
+
+@dataclass
+class CardKeysRejected(ShopError):
+    """An import refused as a whole (nothing imported). `line`: the offending line."""
+
+    problem: CardKeysProblem
+    limit: int
+    line: int = 0
+
+
+@dataclass
+class NoCardKeys(ShopError):
+    """/提货 of an order with no keys: not paid yet, or not virtual goods."""
+
+    code: str
+
+
+@dataclass
+class CardKeysShort(ShopError):
+    """Fewer unused keys than a paid order needs: only possible if the stock invariant
+    was broken by hand; the payment is not recorded, so it can be retried."""
+
+    code: str
+    name: str
+    missing: int
+
+
+@dataclass
+class CardKeysUnreadable(ShopError):
+    """Stored keys cannot be decrypted: CARD_KEY_SECRET is missing or not the one they
+    were imported with."""
+
+    pass

@@ -90,3 +90,20 @@ def check_quantity(quantity: int, *, allow_zero: bool = False) -> int:
     if quantity > MAX_QUANTITY:
         raise InvalidValue(FIELD_QUANTITY, "too_large", MAX_QUANTITY)
     return quantity
+
+
+# --- echoing what a user typed -----------------------------------------------------------
+# A refusal may name the word it refuses, never more than this much of it: a 100 KB
+# argument must not come back whole (in a group, to everyone).
+QUOTE_LIMIT = 20
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """At most `limit` characters of `text`, on one line, with … when cut."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """What a user typed, echoed back in quotation marks: “12x”, “很长很长…”."""
+    return f"“{clip(text, limit)}”"

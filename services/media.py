@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,8 @@ from .errors import MediaProblem, MediaUnavailable
 from .limits import MAX_IMAGE_BYTES
 
 MEDIA_SUBDIR = "media"
+# One deadline per command for all of its images together: they download concurrently,
+# so five slow images cost one deadline, not five.
 DOWNLOAD_DEADLINE_SECONDS = 30.0
 _EXTENSIONS = {
     b"\x89PNG": ".png",
@@ -72,6 +75,33 @@ async def download_image(
     except (httpx.HTTPError, httpx.InvalidURL, TimeoutError) as error:
         raise MediaUnavailable(MediaProblem.DOWNLOAD) from error
     return store_image(b"".join(chunks), data_dir)
+
+
+async def download_images(
+    urls: Sequence[str],
+    data_dir: Path,
+    *,
+    deadline: float = DOWNLOAD_DEADLINE_SECONDS,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[str]:
+    """Every image of one command, downloaded concurrently within one `deadline` for them
+    all; their relative paths in the order given. The first failure cancels the rest and
+    is raised (MediaUnavailable), as is running out of time."""
+    if not urls:
+        return []
+    try:
+        async with asyncio.timeout(deadline), asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(download_image(url, data_dir, transport=transport))
+                for url in urls
+            ]
+    except TimeoutError as error:
+        raise MediaUnavailable(MediaProblem.DOWNLOAD) from error
+    except ExceptionGroup as failed:
+        # TaskGroup wraps the failures; the first one is what the user is told.
+        first = failed.exceptions[0]
+        raise first if isinstance(first, MediaUnavailable) else failed from None
+    return [task.result() for task in tasks]
 
 
 def load_image(relative_path: str, data_dir: Path) -> bytes | None:

@@ -3,7 +3,9 @@ gets it. Group notices @-mention the customer and never carry phone or address."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,10 +13,15 @@ from models.tables import ShopOrder, Ticket, TicketKind, TicketStatus
 
 from . import outbox, staff
 from .aftersales import KIND_NAMES, RETURN_SHIP_DAYS
+from .card_keys import CARD_KEYS_SEGMENT, LineKeys
+from .catalog import line_name
 from .money import format_fen
 from .order_rules import REQUEST_NAMES
 from .outbox import Segment, Target
-from .privacy import mask_phones_in
+from .privacy import courier_text_for_group, mask_phones_in
+from .reports import REPORT_LOW_STOCK_LINES, DailyReport
+from .safeguards import GuardView
+from .tracking import state_name
 
 
 def chat_target(user_id: int, group_id: int | None) -> Target:
@@ -47,12 +54,20 @@ async def to_customer(
 
 
 async def to_staff(
-    session: AsyncSession, shop_id: int, owners: frozenset[int], body: str, key: str, now: datetime
+    session: AsyncSession,
+    shop_id: int,
+    owners: frozenset[int],
+    body: str,
+    key: str,
+    now: datetime,
+    images: Sequence[str] = (),
 ) -> None:
-    """Privately to every owner and staff member, once per key and person."""
+    """Privately to every owner and staff member, once per key and person; `images`
+    (paths under DATA_DIR, e.g. a ticket's evidence) follow the text."""
+    segments = [outbox.text(body), *(outbox.image_file(path) for path in images)]
     for user_id in sorted(owners | await staff.staff_ids(session, shop_id)):
         await outbox.enqueue(
-            session, Target.private(user_id), [outbox.text(body)], f"{key}:staff:{user_id}", now
+            session, Target.private(user_id), segments, f"{key}:staff:{user_id}", now
         )
 
 
@@ -119,8 +134,14 @@ def shipped(order: ShopOrder, carrier: str, number: str) -> str:
     return f"订单号：{order.code} 已发货：{carrier} {number}。发 /物流 {order.code} 查看物流。"
 
 
-def tracking_update(order: ShopOrder, text: str) -> str:
-    return f"订单号：{order.code} 物流更新：{text}"
+def tracking_update(order: ShopOrder, text: str, state: str | None = None) -> str:
+    """A courier's (or staff's) event text in full in private chats, `state` (a
+    TrackingState value) named before it when the provider gave one; a group gets the
+    state and the city only, whatever the text says (name, address, phone)."""
+    if order.group_id:
+        return f"订单号：{order.code} 物流更新：{courier_text_for_group(text, state)}"
+    shown = f"{state_name(state)}：{text}" if state else text
+    return f"订单号：{order.code} 物流更新：{shown}"
 
 
 def delivered(order: ShopOrder) -> str:
@@ -159,8 +180,12 @@ async def ticket_to_staff(
     body: str,
     key: str,
     now: datetime,
+    images: Sequence[str] = (),
 ) -> None:
-    await to_staff(session, ticket.shop_id, owners, body, f"ticket:{ticket.code}:{key}", now)
+    """Privately to owners and staff, with the customer's evidence images (stored copies)."""
+    await to_staff(
+        session, ticket.shop_id, owners, body, f"ticket:{ticket.code}:{key}", now, images
+    )
 
 
 async def ticket_to_owners(
@@ -292,4 +317,127 @@ def epay_late_payment_stock_gone(
         f"【需要退款】订单号：{order_code} 超时取消后才收到付款 ¥{money}"
         f"（商户单号 {out_trade_no}，平台单号 {trade_no}），但“{item_name}”只剩 {available} 件，"
         f"订单无法恢复。请在支付平台后台手动退款给顾客，或补库存后 /收款 {order_code}。"
+    )
+
+
+# --- card keys (services/usecases/card_keys.py; delivered inside record_payment) --------
+# Keys go to their buyer by private message only. The outbox row holds a reference
+# segment, never a key: the dispatcher renders `card_keys_for_buyer` when it sends it.
+
+
+def card_keys_segment(order: ShopOrder, page: int = 1) -> Segment:
+    return {"type": CARD_KEYS_SEGMENT, "data": {"order": order.code, "page": page}}
+
+
+async def card_keys_to_buyer(
+    session: AsyncSession, order: ShopOrder, pages: int, now: datetime
+) -> None:
+    """The order's keys, privately to its buyer (whichever chat the order came from), one
+    message per page (services/card_keys.paginate)."""
+    for page in range(1, max(1, pages) + 1):
+        suffix = "" if page == 1 else f":{page}"
+        await outbox.enqueue(
+            session,
+            Target.private(order.user_id),
+            [card_keys_segment(order, page)],
+            f"order:{order.code}:keys{suffix}",
+            now,
+        )
+
+
+def card_keys_for_buyer(order: ShopOrder, lines: list[LineKeys], page: int, pages: int) -> str:
+    if page == 1:
+        head = (
+            f"订单号：{order.code} 已确认收款 {format_fen(order.paid_fen)}，"
+            "你购买的卡密如下（请妥善保存，不要发到群里）："
+        )
+    else:
+        head = f"订单号：{order.code} 的卡密（续）："
+    out = [head + (f"（第 {page}/{pages} 条）" if pages > 1 else "")]
+    for line in lines:
+        out.append(f"【{line.name}】")
+        out.extend(line.keys)
+    out.append(f"需要再次查看，请私聊我发送 /提货 {order.code}")
+    return "\n".join(out)
+
+
+def card_keys_sent_privately(order: ShopOrder) -> str:
+    """To the group an order came from: never the keys themselves."""
+    return (
+        f"订单号：{order.code} 已确认收款，卡密已私聊发送，请查收。"
+        f"没收到的话，请先加我为好友，再私聊我发送 /提货 {order.code}"
+    )
+
+
+def card_keys_paid_for_staff(order: ShopOrder) -> str:
+    return (
+        f"订单号：{order.code} 已付款 {format_fen(order.paid_fen)}，顾客 {order.user_id}，"
+        "卡密已自动私聊发放，订单已完成，无需发货。"
+    )
+
+
+# --- safeguards and reports (services/safeguards.py, services/usecases/reports.py) ------
+
+
+def owner_keys(key: str, owners: frozenset[int]) -> list[str]:
+    """The dedupe keys `to_owners` gives each owner's copy of `key`."""
+    return [f"{key}:owner:{owner}" for owner in sorted(owners)]
+
+
+async def to_owners(
+    session: AsyncSession, owners: frozenset[int], body: str, key: str, now: datetime
+) -> None:
+    """Privately to each owner (SUPERUSERS), once per key and owner."""
+    for owner, owner_key in zip(sorted(owners), owner_keys(key, owners), strict=True):
+        await outbox.enqueue(session, Target.private(owner), [outbox.text(body)], owner_key, now)
+
+
+def _stock_state(view: GuardView) -> str:
+    if view.stock <= 0:
+        return "已售罄"
+    shown = f"只剩 {view.stock} 件"
+    return shown + (f"（预警线 {view.threshold}）" if view.threshold > 0 else "")
+
+
+def _variant_ref(view: GuardView) -> str:
+    return f"{view.item_id}-{view.position} {line_name(view.item_name, view.variant_name)}"
+
+
+def low_stock_for_staff(view: GuardView) -> str:
+    return (
+        f"库存预警：{_variant_ref(view)} {_stock_state(view)}。"
+        f"补货：/库存 {view.item_id}-{view.position} +<数量>"
+    )
+
+
+def daily_report(report: DailyReport, zone: ZoneInfo) -> str:
+    since = report.since.astimezone(zone).strftime("%m-%d %H:%M")
+    until = report.until.astimezone(zone).strftime("%m-%d %H:%M")
+    lines = [
+        f"【日报】{report.day.isoformat()}（{since} 至 {until}）",
+        f"新订单 {report.orders} 个",
+        f"收款 {report.paid_orders} 笔，共 {format_fen(report.revenue_fen)}",
+        f"退款 {report.refunds} 笔，共 {format_fen(report.refunded_fen)}",
+        f"售后工单：新开 {report.new_tickets} 个，未结束 {report.open_tickets} 个",
+    ]
+    if not report.low_stock:
+        lines.append("库存：没有售罄或低于预警线的规格")
+    else:
+        lines.append(f"库存不足（{len(report.low_stock)} 个规格）：")
+        shown = report.low_stock[:REPORT_LOW_STOCK_LINES]
+        lines += [f"  {_variant_ref(view)} {_stock_state(view)}" for view in shown]
+        if len(report.low_stock) > len(shown):
+            lines.append(f"  …还有 {len(report.low_stock) - len(shown)} 个，发 /预警 查看全部")
+    lines.append("导出订单明细：私聊发送 /导出 今日")
+    return "\n".join(lines)
+
+
+# --- friends (services/usecases/friends.py) ----------------------------------------------
+
+
+def welcome_friend(shop_name: str) -> str:
+    """The first private message to a customer whose friend request the shop approved."""
+    return (
+        f"你好，我是{shop_name}的店铺助手。私聊里命令前的 / 可以省略："
+        "发 商品 看在售商品，发 帮助 查看全部命令。"
     )

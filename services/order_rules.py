@@ -78,6 +78,9 @@ def change_mode(status: str, change: Change) -> Mode:
 # back, provided its stock can be reserved again; nothing else reopens a closed order.
 GUARDED_TRANSITIONS: dict[tuple[OrderStatus, OrderStatus], str] = {
     (S.CANCELLED, S.PAID): "paid_late",
+    # A virtual order is complete once its card keys are handed out with the payment
+    # (services/card_keys.deliver): nothing is shipped.
+    (S.PAID, S.COMPLETED): "keys_delivered",
 }
 # The cancellation that a late payment may undo: expiry, not the customer's own cancel.
 REVIVABLE_CANCELLATION = "expired"

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.db import for_writing
 from models.tables import (
     Item,
     OrderEvent,
@@ -26,7 +27,7 @@ from models.tables import (
     Variant,
 )
 
-from . import order_rules
+from . import order_rules, safeguards
 from .actors import Actor
 from .addresses import AddressSnapshot
 from .catalog import VariantRef, line_name
@@ -39,11 +40,15 @@ from .errors import (
     LastLine,
     LatePaymentStockGone,
     LineNotInOrder,
+    MixedVirtualOrder,
+    NoAddress,
     NoPendingRequest,
+    NotForVirtualOrder,
     OrderNotFound,
     OutOfStock,
     RefundTooLarge,
     RequestPending,
+    VirtualOrderAction,
 )
 from .limits import (
     FIELD_AMOUNT,
@@ -127,11 +132,8 @@ async def get_order(
     """`customer_id` set: only that customer's order is found; anyone else's looks exactly
     like a number that does not exist."""
     code = normalise_code(code)
-    order = (
-        await session.execute(
-            select(ShopOrder).where(ShopOrder.code == code, ShopOrder.shop_id == shop_id)
-        )
-    ).scalar_one_or_none()
+    query = select(ShopOrder).where(ShopOrder.code == code, ShopOrder.shop_id == shop_id)
+    order = (await session.execute(for_writing(query, session))).scalar_one_or_none()
     if order is None or (customer_id is not None and order.user_id != customer_id):
         raise OrderNotFound(code)
     return order
@@ -246,17 +248,20 @@ async def place_order(
     user_id: int,
     group_id: int | None,
     wanted: list[tuple[int, int]],
-    address: AddressSnapshot,
+    address: AddressSnapshot | None,
     remark: str,
     now: datetime,
     unpaid_timeout: timedelta,
 ) -> ShopOrder:
     """Creates an unpaid order for [(variant_id, quantity)], reserving stock atomically.
-    Raises OutOfStock / ItemUnavailable (and reserves nothing) if any line cannot be had."""
+    Raises OutOfStock / ItemUnavailable (and reserves nothing) if any line cannot be had.
+    Card keys (virtual items) make a virtual order, which takes no address; they are
+    never mixed with physical goods (MixedVirtualOrder). A physical order needs one."""
     remark = check_remark(remark)
     merged: dict[int, int] = {}
     for variant_id, quantity in wanted:
         merged[variant_id] = merged.get(variant_id, 0) + quantity
+    await safeguards.check_purchase_limits(session, shop_id, user_id, merged)
     # Everything is checked before anything is written: in a flash sale most buyers are
     # refused, and a refusal that reads three rows is cheap. The stock read here is only
     # a fast answer; the conditional UPDATE in reserve_stock is what prevents oversell.
@@ -270,6 +275,14 @@ async def place_order(
         if variant.stock < quantity:
             raise OutOfStock(line_name(item.name, variant.name), quantity, variant.stock)
         goods.append((variant, item, quantity))
+    kinds = {item.virtual for _, item, _ in goods}
+    if len(kinds) > 1:
+        raise MixedVirtualOrder()
+    virtual = kinds == {True}
+    if virtual:
+        address = AddressSnapshot("", "", "")  # keys go by private message, nowhere else
+    elif address is None:
+        raise NoAddress()
     order = ShopOrder(
         code=await _unused_code(session),
         shop_id=shop_id,
@@ -281,6 +294,7 @@ async def place_order(
         receiver_phone=address.phone,
         receiver_address=address.detail,
         remark=remark,
+        virtual=virtual,
         created_at=now,
         updated_at=now,
         expires_at=now + unpaid_timeout,
@@ -296,6 +310,7 @@ async def place_order(
                 quantity,
                 await _current_stock(session, variant_id),
             )
+        await safeguards.after_stock_change(session, variant_id, now)
         line = OrderLine(
             order_id=order.id or 0,
             variant_id=variant_id,
@@ -398,6 +413,8 @@ def _apply_address(order: ShopOrder, address: AddressSnapshot) -> None:
 async def amend_address(
     session: AsyncSession, order: ShopOrder, address: AddressSnapshot, actor: Actor, now: datetime
 ) -> Mode:
+    if order.virtual:
+        raise NotForVirtualOrder(order.code, VirtualOrderAction.ADDRESS)
     mode = order_rules.change_mode(order.status, Change.ADDRESS)
     if mode is Mode.REQUEST:
         await _open_request(
@@ -449,6 +466,10 @@ async def amend_quantity(
     if quantity == 0 and len(lines) == 1:
         raise LastLine(order.code)
     delta = quantity - old
+    if delta > 0:
+        await safeguards.check_purchase_limits(
+            session, order.shop_id, order.user_id, {line.variant_id: delta}
+        )
     if delta > 0 and not await reserve_stock(session, line.variant_id, delta):
         raise OutOfStock(
             line_name(line.item_name, line.variant_name),
@@ -457,6 +478,8 @@ async def amend_quantity(
         )
     if delta < 0:
         await release_stock(session, line.variant_id, -delta)
+    if delta:
+        await safeguards.after_stock_change(session, line.variant_id, now)
     if quantity == 0:
         await session.delete(line)
         lines.remove(line)
@@ -475,9 +498,10 @@ async def amend_quantity(
     return line, old
 
 
-async def _release_all(session: AsyncSession, order: ShopOrder) -> None:
+async def _release_all(session: AsyncSession, order: ShopOrder, now: datetime) -> None:
     for line in await order_lines(session, order.id or 0):
         await release_stock(session, line.variant_id, line.quantity)
+        await safeguards.after_stock_change(session, line.variant_id, now)
 
 
 async def cancel(
@@ -491,11 +515,15 @@ async def cancel(
 ) -> Mode:
     """Unpaid: cancelled at once, stock released. Paid: a request for staff."""
     reason = check_reason(reason)
+    # Locked and read afresh, before any stock is touched: a payment committing meanwhile
+    # (another process, PostgreSQL) is seen (the cancel becomes a request), and the lock
+    # order (order, then stock) is record_payment's, so the two cannot deadlock.
+    await session.refresh(order, with_for_update=True)
     mode = order_rules.change_mode(order.status, Change.CANCEL)
     if mode is Mode.REQUEST:
         await _open_request(session, order, RequestKind.CANCEL, "", reason, actor, now)
         return mode
-    await _release_all(session, order)
+    await _release_all(session, order, now)
     move(session, order, S.CANCELLED, actor, action, now, reason=reason)
     await session.flush()
     return mode
@@ -646,6 +674,12 @@ async def record_payment(
 ) -> bool:
     """Marks an unpaid order paid. Idempotent: the same (provider, reference) twice changes
     nothing and returns False. Returns True when this call recorded the payment."""
+    # Two payments for one order may arrive at once (two gateway notifies, a notify and
+    # staff's /收款, two bot processes). Each reads the order under its row lock, afresh:
+    # the second waits until the first commits and then sees its status and its Payment
+    # row, so only one payment ever moves the order to paid. (SQLite renders no FOR
+    # UPDATE; its single writer already serialises these transactions.)
+    await session.refresh(order, with_for_update=True)
     known = (
         await session.execute(
             select(Payment).where(Payment.provider == provider, Payment.reference == reference)
@@ -663,7 +697,7 @@ async def record_payment(
     if amount_fen != order.total_fen:
         raise InvalidValue(FIELD_AMOUNT, "mismatch", order.total_fen)
     if late:
-        await _reserve_again(session, order)
+        await _reserve_again(session, order, now)
     session.add(
         Payment(
             order_id=order.id or 0,
@@ -712,7 +746,7 @@ async def _expired(session: AsyncSession, order: ShopOrder) -> bool:
     return action == REVIVABLE_CANCELLATION
 
 
-async def _reserve_again(session: AsyncSession, order: ShopOrder) -> None:
+async def _reserve_again(session: AsyncSession, order: ShopOrder, now: datetime) -> None:
     """Takes the expired order's stock back off the shelf, all lines or (the caller's
     transaction rolling back) none."""
     for line in await order_lines(session, order.id or 0):
@@ -721,6 +755,7 @@ async def _reserve_again(session: AsyncSession, order: ShopOrder) -> None:
             raise LatePaymentStockGone(
                 order.code, line_name(line.item_name, line.variant_name), available
             )
+        await safeguards.after_stock_change(session, line.variant_id, now)
 
 
 def refund_amount(order: ShopOrder, amount_fen: int | None) -> int:
@@ -761,7 +796,7 @@ async def refund(
     fully = order.refunded_fen == order.paid_fen
     if fully:
         if order.status == S.PAID.value:
-            await _release_all(session, order)
+            await _release_all(session, order, now)
             for line in await order_lines(session, order.id or 0):
                 await session.execute(
                     update(Variant)

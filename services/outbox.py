@@ -46,6 +46,9 @@ def image_file(path: str) -> Segment:
 class TargetKind(StrEnum):
     PRIVATE = "private"
     GROUP = "group"
+    # Not a chat: approving the friend request of the user `Target.id` (its flag in the
+    # row's segments, see friend_request_flag). Paced like messages: QQ watches both.
+    FRIEND_REQUEST = "friend_req"  # the column holds 10 characters
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,27 @@ class Target:
     @classmethod
     def group(cls, group_id: int) -> Target:
         return cls(TargetKind.GROUP, group_id)
+
+    @classmethod
+    def friend_request(cls, user_id: int) -> Target:
+        return cls(TargetKind.FRIEND_REQUEST, user_id)
+
+
+FRIEND_REQUEST_SEGMENT = "friend_request"
+
+
+def friend_request_flag(flag: str) -> Segment:
+    """The segments of a FRIEND_REQUEST row: the OneBot request's flag, which the
+    approval (`set_friend_add_request`) names."""
+    return {"type": FRIEND_REQUEST_SEGMENT, "data": {"flag": flag}}
+
+
+def request_flag(segments: list[Segment]) -> str:
+    """The flag of a FRIEND_REQUEST row's segments ("" when there is none)."""
+    for segment in segments:
+        if segment.get("type") == FRIEND_REQUEST_SEGMENT:
+            return str(segment.get("data", {}).get("flag", ""))
+    return ""
 
 
 async def enqueue(
@@ -97,20 +121,24 @@ async def enqueue(
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[OutboxMessage]:
     """Due rows, oldest first, each claimed so nobody else sends it meanwhile."""
-    rows = list(
-        (
-            await session.execute(
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.sent_at.is_(None),  # type: ignore[union-attr]
-                    OutboxMessage.failed_at.is_(None),  # type: ignore[union-attr]
-                    OutboxMessage.next_attempt_at <= now,
-                )
-                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)  # type: ignore[arg-type]
-                .limit(limit)
-            )
-        ).scalars()
+    due = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.sent_at.is_(None),  # type: ignore[union-attr]
+            OutboxMessage.failed_at.is_(None),  # type: ignore[union-attr]
+            OutboxMessage.next_attempt_at <= now,
+        )
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)  # type: ignore[arg-type]
+        .limit(limit)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # Another process's dispatcher may be claiming the same oldest rows right now:
+        # lock ours and skip theirs, so each takes different rows instead of both
+        # queueing on the first one (and the loser then finding "nothing due").
+        due = due.with_for_update(skip_locked=True)
+    rows = list((await session.execute(due)).scalars())
+    # The conditional UPDATE is what makes a claim exclusive on SQLite (one writer, no
+    # row locks); under the row lock above it always succeeds.
     claimed = []
     for row in rows:
         result = await session.execute(

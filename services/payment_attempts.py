@@ -104,16 +104,18 @@ async def find_attempt(
 
 
 async def attempts_due(
-    session: AsyncSession, shop_id: int, now: datetime, limit: int
+    session: AsyncSession, shop_id: int, now: datetime, limit: int, *, every_live: bool = False
 ) -> list[tuple[PaymentAttempt, ShopOrder]]:
-    """Live attempts whose next check is due, the most overdue first."""
+    """Live attempts whose next check is due, the most overdue first; with `every_live`
+    (staff asking now) every live attempt, due or not."""
+    due = [] if every_live else [_ATTEMPT.next_check_at <= now]
     rows = await session.execute(
         select(PaymentAttempt, ShopOrder)
         .join(ShopOrder, ShopOrder.id == _ATTEMPT.order_id)  # type: ignore[arg-type]
         .where(
             _ATTEMPT.shop_id == shop_id,
             _ATTEMPT.state == A.LIVE.value,
-            _ATTEMPT.next_check_at <= now,
+            *due,
         )
         .order_by(_ATTEMPT.next_check_at, _ATTEMPT.id)
         .limit(limit)

@@ -14,11 +14,16 @@ from models.db import Database
 from models.tables import OrderStatus, Shipment, ShopOrder, TrackingEventRow
 
 from . import notices, orders
-from .errors import InvalidTransition, InvalidValue, ShopError
+from .errors import (
+    InvalidTransition,
+    InvalidValue,
+    NotForVirtualOrder,
+    ShopError,
+    VirtualOrderAction,
+)
 from .orders import Actor
 from .tracking import (
     NOT_ARRIVING,
-    TRACKING_STATE_NAMES,
     Carrier,
     TrackingConfigError,
     TrackingEvent,
@@ -75,6 +80,8 @@ async def ship(
 ) -> Shipment:
     """paid → shipped; tracking starts (the first poll is due at once). Tells nobody: the
     use case (services.usecases.fulfilment) queues the customer's notice."""
+    if order.virtual:  # card keys: handed out with the payment, nothing to ship
+        raise NotForVirtualOrder(order.code, VirtualOrderAction.SHIP)
     if order.status != S.PAID.value:
         raise InvalidTransition(order.status, "ship")
     orders.move(session, order, S.SHIPPED, actor, "shipped", now, detail=f"{carrier.name} {number}")
@@ -269,9 +276,7 @@ async def poll_due(
                 await notices.to_customer(
                     session,
                     fresh_order,
-                    notices.tracking_update(
-                        fresh_order, f"{TRACKING_STATE_NAMES[result.state]}：{latest.text}"
-                    ),
+                    notices.tracking_update(fresh_order, latest.text, result.state.value),
                     f"track:{result.state.value}:{latest.key}",
                     now,
                 )

@@ -1,5 +1,7 @@
 """Test set-up: NoneBot initialised once per session (nonebug), a fresh temp SQLite shop
-per test. Plugin code is imported inside fixtures and tests, never at module top."""
+per test (and a PostgreSQL one too in tests/services and tests/e2e when
+TEST_DATABASE_URL is set: tests/databases.py). Plugin code is imported inside fixtures
+and tests, never at module top."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from pathlib import Path
 import nonebot
 import pytest
 from nonebug import NONEBOT_INIT_KWARGS, NONEBOT_START_LIFESPAN
+
+from tests.databases import SQLITE, check_reachable, fresh_schema
 
 OWNER_ID = 10001
 STAFF_ID = 20002
@@ -27,6 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
     }
     # The router's start-up hook opens data/shop.db; tests open their own database.
     config.stash[NONEBOT_START_LIFESPAN] = False
+    if not hasattr(config, "workerinput"):  # once, in the xdist controller (or alone)
+        check_reachable()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,11 +44,23 @@ async def after_nonebot_init(after_nonebot_init: None) -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The test's own empty database: a SQLite file in tmp_path, or (tests/services and
+    tests/e2e parametrized by tests/databases.py when TEST_DATABASE_URL is set) a fresh
+    PostgreSQL schema, dropped afterwards."""
+    if getattr(request, "param", SQLITE) == SQLITE:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
+        return
+    async with fresh_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
     from config import ShopSettings
 
     return ShopSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}",
+        database_url=database_url,
         data_dir=str(tmp_path / "data"),
         shop_name="测试小店",
     )

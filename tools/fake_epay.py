@@ -5,10 +5,14 @@ checks the merchant id and the bot's signature, computed here independently and 
 against DESIGN.md's vector), `api.php?act=order` answers queries (status 1 once paid),
 and paying sends a signed notify to the `notify_url` the bot gave, repeated like a real
 gateway until the bot answers `success`. A payer "pays" by opening the link the bot
-shows and following 确认支付 (`<payurl>/pay`), or a test calls `pay()`.
+shows and following 确认支付 (`<payurl>/pay`), a test calls `pay()`, and the demo's
+simulator command `:pay <订单号>` asks `demo/pay?order=<订单号>` (the order's latest
+payment is paid).
 
-Run alone (`python -m tools.fake_epay --port 8700`) it prints its URL, pid and key.
-Proxy variables must be cleared by the caller: everything here is 127.0.0.1."""
+Run alone (`python -m tools.fake_epay --port 8700`) it prints its URL, pid and key; the
+demo (`PAYMENT_PROVIDER=epay ./run demo`) runs it inside the bot process instead
+(plugins/payments). Proxy variables must be cleared by the caller: everything here is
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -265,6 +269,55 @@ class FakeEpay:
             self.pay(found.out_trade_no)
         return found
 
+    def latest_for_order(self, order_code: str) -> FakePayment | None:
+        """The newest payment created for a shop order: the bot's out_trade_no is the
+        order code plus `-<n>`."""
+        code = order_code.strip().upper()
+        with self._lock:
+            mine = [
+                p
+                for p in self.payments.values()
+                if p.out_trade_no.upper() == code or p.out_trade_no.upper().startswith(code + "-")
+            ]
+        return mine[-1] if mine else None  # dicts keep insertion order: the last is newest
+
+    def pay_order(
+        self, order_code: str, notify: NotifyMode = NotifyMode.SEND
+    ) -> FakePayment | None:
+        """The payer paid the newest payment of `order_code` (the demo's `:pay`); None
+        when the bot never created one here. Paying a paid payment again sends nothing."""
+        payment = self.latest_for_order(order_code)
+        if payment is not None and not payment.paid:
+            self.pay(payment.out_trade_no, notify)
+        return payment
+
+    def answer_demo_pay(self, query: dict[str, str]) -> dict[str, Any]:
+        """`demo/pay?order=<订单号>` (that order's newest payment) or `?trade_no=<no>`
+        (the payment of a link): paid, its notify sent. JSON like the gateway's own."""
+        order_code = query.get("order", "").strip()
+        trade_no = query.get("trade_no", "").strip()
+        if order_code:
+            latest = self.latest_for_order(order_code)
+        elif trade_no:
+            with self._lock:
+                latest = next((p for p in self.payments.values() if p.trade_no == trade_no), None)
+        else:
+            return {"code": -1, "msg": "缺少参数 order"}
+        if latest is None:
+            what = f"订单 {order_code}" if order_code else f"交易 {trade_no}"
+            return {"code": -1, "msg": f"模拟网关里没有{what}的支付，请先 /付款"}
+        already = latest.paid
+        if not already:
+            self.pay(latest.out_trade_no)
+        return {
+            "code": 1,
+            "msg": "已支付过" if already else "支付成功",
+            "out_trade_no": latest.out_trade_no,
+            "trade_no": latest.trade_no,
+            "money": latest.money,
+            "already_paid": already,
+        }
+
     def _deliver(self, notify_url: str, params: dict[str, str]) -> None:
         """Like a gateway: until the answer is exactly `success`, again after a pause."""
         encoded = urllib.parse.urlencode(params)
@@ -351,6 +404,8 @@ class FakeEpay:
                     self._json(fake.answer_mapi(fields))
                 elif path == "api.php":
                     self._json(fake.answer_api(fields))
+                elif path == "demo/pay":
+                    self._json(fake.answer_demo_pay(fields))
                 elif len(parts) in (2, 3) and parts[0] in ("submit", "qr"):
                     pay = len(parts) == 3 and parts[2] == "pay"
                     status, page = fake._page(parts[1], pay)
@@ -397,12 +452,13 @@ class FakeEpay:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="A fake EPay gateway on 127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--pid", default=PID)
     parser.add_argument("--key", default=KEY)
     options = parser.parse_args()
     fake = FakeEpay(options.pid, options.key)
-    url = fake.start(port=options.port)
+    url = fake.start(options.host, options.port)
     print(f"EPAY_API_URL={url}\nEPAY_PID={fake.pid}\nEPAY_KEY={fake.key}", flush=True)
     try:
         while True:

@@ -16,7 +16,7 @@ from typing import TypeVar
 from services.catalog import StockChange, VariantRef
 from services.codes import looks_like_code
 from services.errors import InvalidValue
-from services.limits import MAX_PAGE, MAX_QQ, MAX_QUANTITY, MAX_STOCK, check_stock
+from services.limits import MAX_PAGE, MAX_QQ, MAX_QUANTITY, MAX_STOCK, check_stock, clip, quote
 from services.money import parse_yuan
 
 T = TypeVar("T")
@@ -75,22 +75,23 @@ class ArgReader:
 
     def end(self) -> None:
         if self._rest:
-            extra = self._rest if len(self._rest) <= 20 else self._rest[:20] + "…"
-            raise UsageError(f"多余的内容：{extra}")
+            raise UsageError(f"多余的内容：{clip(self._rest)}")
 
     # --- typed words --------------------------------------------------------------
 
     def item_id(self) -> int:
         word = normalise_word(self.word("商品编号"))
         if not _ID.match(word) or int(word) == 0:
-            raise UsageError(f"商品编号应是 1 到 9 位数字（如 12），而不是“{word}”。")
+            raise UsageError(f"商品编号应是 1 到 9 位数字（如 12），而不是{quote(word)}。")
         return int(word)
 
     def variant_ref(self) -> VariantRef:
         word = normalise_word(self.word("规格编号"))
         match = _VARIANT_REF.match(word)
         if match is None or int(match.group(1)) == 0 or match.group(2) in {"0", "00", "000"}:
-            raise UsageError(f"规格编号应像 12 或 12-2（商品编号-第几个规格），而不是“{word}”。")
+            raise UsageError(
+                f"规格编号应像 12 或 12-2（商品编号-第几个规格），而不是{quote(word)}。"
+            )
         position = int(match.group(2)) if match.group(2) else None
         return VariantRef(int(match.group(1)), position)
 
@@ -101,14 +102,14 @@ class ArgReader:
         except InvalidValue as error:
             if error.reason == "format":
                 raise UsageError(
-                    f"价格应是以元为单位的数字，最多两位小数（如 59.9），而不是“{word}”。"
+                    f"价格应是以元为单位的数字，最多两位小数（如 59.9），而不是{quote(word)}。"
                 ) from None
             raise
 
     def stock(self) -> int:
         word = normalise_word(self.word("库存"))
         if not _INT.match(word):
-            raise UsageError(f"库存应是 0 到 {MAX_STOCK} 的整数，而不是“{word}”。")
+            raise UsageError(f"库存应是 0 到 {MAX_STOCK} 的整数，而不是{quote(word)}。")
         return check_stock(int(word))
 
     def stock_change(self) -> StockChange:
@@ -116,33 +117,39 @@ class ArgReader:
         mode = "add" if word.startswith("+") else "sub" if word.startswith("-") else "set"
         digits = word[1:] if mode != "set" else word
         if not _INT.match(digits):
-            raise UsageError(f"库存应写成 +N（增加）、-N（减少）或 N（设为），而不是“{word}”。")
+            raise UsageError(
+                f"库存应写成 +N（增加）、-N（减少）或 N（设为），而不是{quote(word)}。"
+            )
         return StockChange(mode, check_stock(int(digits)))  # type: ignore[arg-type]
 
     def page(self) -> int:
         word = normalise_word(self.word("页码"))
         if not _INT.match(word) or not 1 <= int(word) <= MAX_PAGE:
-            raise UsageError(f"页码应是正整数，而不是“{word}”。")
+            raise UsageError(f"页码应是正整数，而不是{quote(word)}。")
         return int(word)
 
     def qq(self) -> int:
         word = normalise_word(self.word("QQ号")).removeprefix("@")
         if not _INT.match(word) or not 10_000 <= int(word) < MAX_QQ:
-            raise UsageError(f"QQ号应是 5 到 12 位数字，而不是“{word}”。")
+            raise UsageError(f"QQ号应是 5 到 12 位数字，而不是{quote(word)}。")
         return int(word)
 
     def quantity(self, *, allow_zero: bool = False) -> int:
-        word = normalise_word(self.word("数量")).removesuffix("个").removesuffix("件")
+        """`3`, `３`, `3个`, `两`, `十二件`; anything else is refused."""
+        word = normalise_word(self.word("数量"))
+        value = quantity_value(word)
         low = 0 if allow_zero else 1
-        if not _INT.match(word) or not low <= int(word) <= MAX_QUANTITY:
-            raise UsageError(f"数量应是 {low} 到 {MAX_QUANTITY} 的整数，而不是“{word}”。")
-        return int(word)
+        if value is None or not low <= value <= MAX_QUANTITY:
+            raise UsageError(f"数量应是 {low} 到 {MAX_QUANTITY} 的整数，而不是{quote(word)}。")
+        return value
 
     def optional_quantity(self) -> int | None:
-        """A quantity if the next word looks like one (`3`, `3个`, `-1`); otherwise None
-        and the word is left for the free text that follows (e.g. a remark)."""
+        """A quantity if the next word looks like one (`3`, `3个`, `两`, and also typos
+        like `-1`, `0`, `3.5`, which are refused rather than read as a remark: a mistyped
+        quantity must never become a remark and an order of one). Otherwise None, and
+        the word stays for the free text that follows (`一定要新鲜` is a remark)."""
         word = self.peek()
-        if word is None or normalise_word(word)[:1] not in set("0123456789+-"):
+        if word is None or not looks_like_quantity(word):
             return None
         return self.quantity()
 
@@ -150,14 +157,14 @@ class ArgReader:
         word = normalise_word(self.word(what)).upper()
         if not looks_like_code(word):
             raise UsageError(
-                f"{what}是 10 位字母和数字（下单回复里的“{what}：…”），而不是“{word}”。"
+                f"{what}是 10 位字母和数字（下单回复里的“{what}：…”），而不是{quote(word)}。"
             )
         return word
 
     def number(self, what: str, limit: int = 99) -> int:
         word = normalise_word(self.word(what))
         if not _INT.match(word) or not 1 <= int(word) <= limit:
-            raise UsageError(f"{what}应是 1 到 {limit} 的数字，而不是“{word}”。")
+            raise UsageError(f"{what}应是 1 到 {limit} 的数字，而不是{quote(word)}。")
         return int(word)
 
     def amount(self) -> int:
@@ -167,7 +174,7 @@ class ArgReader:
         except InvalidValue as error:
             if error.reason == "format":
                 raise UsageError(
-                    f"金额应是以元为单位的数字，最多两位小数（如 10 或 9.9），而不是“{word}”。"
+                    f"金额应是以元为单位的数字，最多两位小数（如 10 或 9.9），而不是{quote(word)}。"
                 ) from None
             raise UsageError(
                 "金额至少 0.01 元。" if error.reason == "too_small" else "金额太大了，请检查。"
@@ -187,8 +194,83 @@ class ArgReader:
         word = normalise_word(self.word(what))
         value = options.get(word.lower())
         if value is None:
-            raise UsageError(f"{what}应是 {'、'.join(options)} 之一，而不是“{word}”。")
+            raise UsageError(f"{what}应是 {'、'.join(options)} 之一，而不是{quote(word)}。")
         return value
+
+
+# Everyday Chinese numerals (an IME user types 两 or 三 for a quantity).
+_CHINESE_DIGITS = {
+    "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9
+}  # fmt: skip
+_CHINESE_ZEROS = frozenset("零〇")
+_CHINESE_UNITS = {"十": 10, "百": 100, "千": 1000}
+_CHINESE_NUMERALS = frozenset(_CHINESE_DIGITS) | _CHINESE_ZEROS | frozenset(_CHINESE_UNITS)
+# Counters a quantity may end with (`3个`, `两盒`): the variant says what one unit is.
+_QUANTITY_SUFFIXES = tuple("个件份只盒袋包瓶杯套支张本条罐双把块台")
+# Units that change the count (`两打` is 24, `3箱` is not 3 units): such a word is a
+# quantity all the same, and refused.
+_OTHER_UNITS = frozenset("打箱斤")
+_NUMBER_STARTS = frozenset("0123456789+-")
+
+
+def chinese_number(text: str) -> int | None:
+    """A number written in Chinese below 10,000 (`两`, `十二`, `二十`, `一百零五`,
+    `三百二十`), or None: not a numeral, or an ambiguous one (`一百五`)."""
+    if text in _CHINESE_ZEROS:
+        return 0
+    total, pending, last_unit, after_zero = 0, None, 10_000, False
+    for char in text:
+        if char in _CHINESE_ZEROS:
+            if pending is not None or total == 0 or after_zero:
+                return None
+            after_zero = True
+        elif char in _CHINESE_DIGITS:
+            if pending is not None:
+                return None
+            pending = _CHINESE_DIGITS[char]
+        elif char in _CHINESE_UNITS:
+            unit = _CHINESE_UNITS[char]
+            if unit >= last_unit or (after_zero and unit != 10):
+                return None
+            if pending is None:
+                if unit != 10 or total:  # only 十 stands alone at the start (十二 = 12)
+                    return None
+                pending = 1
+            total, pending, last_unit, after_zero = total + pending * unit, None, unit, False
+        else:
+            return None
+    if pending is not None:
+        if total and last_unit > 10 and not after_zero:
+            return None  # 一百五 is 150 to some and 105 to others: ask for digits
+        total += pending
+    return total if text else None
+
+
+def _without_suffix(word: str) -> str:
+    for suffix in _QUANTITY_SUFFIXES:
+        if word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def quantity_value(word: str) -> int | None:
+    """The number a quantity word means (`3`, `3个`, `两件`, full-width digits after
+    normalise_word), or None."""
+    bare = _without_suffix(normalise_word(word))
+    if _INT.match(bare):
+        return int(bare)
+    return chinese_number(bare)
+
+
+def looks_like_quantity(word: str) -> bool:
+    """Whether a word was meant as a quantity, valid or not: it starts like a number
+    (`3`, `-1`, `0`, `3.5`, `3x`) or is a Chinese numeral, with a counter or unit
+    (`两`, `三个`, `一百五`, `两打`)."""
+    normal = normalise_word(word)
+    if normal[:1] in _NUMBER_STARTS:
+        return True
+    counted = normal[:-1] if normal[-1:] in _OTHER_UNITS else _without_suffix(normal)
+    return bool(counted) and set(counted) <= _CHINESE_NUMERALS
 
 
 def is_integer_word(word: str | None) -> bool:

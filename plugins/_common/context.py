@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from services.actors import Actor, Caller
@@ -12,14 +13,20 @@ from .args import ArgReader
 from .registry import Command
 from .runtime import ShopRuntime
 
+# Sends a file (name, bytes) privately to the asker; returns False where the OneBot
+# implementation cannot (it lacks the action, or refused). Set in private chats only.
+FileSender = Callable[[str, bytes], Awaitable[bool]]
+
 
 @dataclass
 class Reply:
-    """A reply is plain text (sent as a text segment, never parsed for CQ codes) and an
-    optional image."""
+    """A reply is plain text (sent as a text segment, never parsed for CQ codes) and
+    optional images: `image` (one, e.g. a QR code) and `images` (several, e.g. a ticket's
+    evidence), sent in that order after the text."""
 
     text: str
     image: bytes | None = None
+    images: list[bytes] = field(default_factory=list)
 
 
 @dataclass
@@ -31,6 +38,11 @@ class CommandContext:
     role: Role
     args: ArgReader
     image_urls: list[str] = field(default_factory=list)
+    # How to hand the asker a file (/导出); None in groups and where no bot is at hand.
+    send_file: FileSender | None = None
+    # The command word as typed (the name or an alias, e.g. `keys-import`): a command
+    # whose aliases name its sub-actions reads it.
+    word: str = ""
 
     @property
     def shop(self) -> ShopContext:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from nonebot import logger
 
-from services import aftersales, epay, limits, reviews, tracking
+from services import aftersales, epay, limits, reports, reviews, safeguards, tracking
 from services import errors as e
+from services.catalog import line_name
+from services.limits import quote
 from services.money import format_fen
 from services.order_rules import REQUEST_NAMES
 
@@ -46,13 +48,13 @@ def _invalid_value(error: e.InvalidValue) -> str:
             return f"价格不能超过 {format_fen(limits.MAX_PRICE_FEN)}，请检查是否多打了数字。"
         return "价格应是以元为单位的数字，最多两位小数（如 59.9）。"
     if error.field == limits.FIELD_CATEGORY and error.reason == "unknown":
-        return f"没有叫“{error.limit}”的分类，发 /分类 查看全部分类。"
+        return f"没有叫{quote(str(error.limit))}的分类，发 /分类 查看全部分类。"
     if error.field == limits.FIELD_CATEGORY and error.reason == "digits":
         return "分类名不能全是数字（/商品 后面的数字会被当成页码），例如写成“2024新品”。"
     if error.field == "tracking_text" and error.reason == "duplicate":
         return "这条物流刚刚已经记录过了。"
     if error.field == limits.FIELD_VARIANT_NAME and error.reason == "duplicate":
-        return f"这个商品已有叫“{error.limit}”的规格，请换个名字。"
+        return f"这个商品已有叫{quote(str(error.limit))}的规格，请换个名字。"
     if error.field == limits.FIELD_PHONE:
         return (
             "手机号格式不对，应是 11 位手机号（如 13800001111）或带区号的座机（如 0571-88888888）。"
@@ -123,7 +125,8 @@ def _pay_type_name(value: str) -> str:
         return value
 
 
-def render_error(error: e.ShopError) -> str:
+def render_error(error: e.ShopError, *, staff: bool = False) -> str:
+    """`staff`: the asker is staff or an owner, whose lists are /订单列表 and /工单列表."""
     match error:
         case e.ItemNotFound(item_id=item_id):
             return f"没有编号为 {item_id} 的在售商品。发 /商品 查看在售商品。"
@@ -173,6 +176,8 @@ def render_error(error: e.ShopError) -> str:
             if available <= 0:
                 return f"库存不足：“{name}”已售罄。"
             return f"库存不足：“{name}”只剩 {available} 件，不够 {requested} 件。可以少买一点。"
+        case e.OrderNotFound(code=code) if staff:
+            return f"没有找到订单 {code}。发 /订单列表 查看全部订单。"
         case e.OrderNotFound(code=code):
             return f"没有找到订单 {code}。发 /订单 查看你的订单。"
         case e.InvalidTransition(status=status, action=action):
@@ -203,11 +208,13 @@ def render_error(error: e.ShopError) -> str:
         case e.PriceChanged(shown_fen=shown, current_fen=current):
             return f"商品价格刚刚有变动（{format_fen(shown)} → {format_fen(current)}），订单没有提交。请重新 /下单 或 /结算 确认新价格。"
         case tracking.UnknownCarrier(text=text, known=known):
-            return f"不认识快递公司“{text}”。可用：{'、'.join(known)}。"
+            return f"不认识快递公司{quote(text)}。可用：{'、'.join(known)}。"
         case tracking.InvalidTrackingNumber(text=text):
-            return f"运单号应是 6 到 30 位字母或数字，而不是“{text}”。"
+            return f"运单号应是 6 到 30 位字母或数字，而不是{quote(text)}。"
         case reviews.AlreadyReviewed(code=code):
             return f"订单号：{code} 已经评价过了，每单只能评价一次。"
+        case e.TicketNotFound(code=code) if staff:
+            return f"没有找到工单 {code}。发 /工单列表 查看全部工单。"
         case e.TicketNotFound(code=code):
             return f"没有找到工单 {code}。发 /售后 查看你的工单。"
         case e.TicketNotAllowed(why=e.TicketRefusal.ORDER_STATUS):
@@ -235,6 +242,80 @@ def render_error(error: e.ShopError) -> str:
             return f"本店不支持这种付款方式，可用：{names}。"
         case e.DraftExpired():
             return "订单确认已超时或已提交，请重新发 /下单 或 /结算。"
+        case e.VirtualSwitchBlocked(why=e.VirtualSwitchBlock.PHYSICAL_STOCK, item_id=item_id):
+            return (
+                f"商品 {item_id} 还有 {error.count} 件实物库存，不能改成虚拟商品。"
+                f"请先用 /库存 <规格编号> 0 把每个规格的库存设为 0（/详情 {item_id} 查看规格）。"
+            )
+        case e.VirtualSwitchBlocked(why=e.VirtualSwitchBlock.UNUSED_KEYS, item_id=item_id):
+            return (
+                f"商品 {item_id} 还有 {error.count} 个未售出的卡密，不能改回实物商品。"
+                "请先用 /卡密 清空 <规格编号> 清空每个规格的卡密。"
+            )
+        case e.VirtualSwitchBlocked(why=e.VirtualSwitchBlock.OPEN_ORDERS, item_id=item_id):
+            codes = "、".join(error.orders)
+            more = "等" if error.count > len(error.orders) else ""
+            return (
+                f"商品 {item_id} 有 {error.count} 个未完成的订单（待付款或待发货：{codes}{more}），"
+                "现在切换会改变这些订单的含义。请先处理完（收款后发货，或取消/退款）再切换。"
+            )
+        case e.NotVirtual(item_id=item_id):
+            return f"商品 {item_id} 不是虚拟商品，没有卡密。要按卡密销售，先发 /虚拟 {item_id} 开。"
+        case e.KeyStockOnly(ref=ref):
+            return (
+                f"{ref} 是虚拟商品，库存就是未售出的卡密数，不能直接改。"
+                f"补货：私聊发 /卡密 导入 {ref}，换行后每行一个卡密；清空：/卡密 清空 {ref}。"
+            )
+        case e.MixedVirtualOrder():
+            return "虚拟商品（卡密）要和实物商品分开下单：请用 /下单 <规格编号> 单独购买虚拟商品，或先把它 /移出 购物车。"
+        case e.NotForVirtualOrder(code=code, action=e.VirtualOrderAction.SHIP):
+            return f"订单号：{code} 是虚拟商品订单，卡密在付款时已自动私聊发给顾客，无需发货。"
+        case e.NotForVirtualOrder(code=code, action=e.VirtualOrderAction.ADDRESS):
+            return f"订单号：{code} 是虚拟商品订单，不需要收货地址：卡密付款后会私聊发给你。"
+        case e.KeysPrivateOnly():
+            return "卡密只在私聊里处理，群里不显示。请加我为好友后私聊发送这条命令。"
+        case e.CardKeysRejected(problem=e.CardKeysProblem.EMPTY):
+            return "没有读到卡密：请在命令后换行，每行写一个卡密（同一条消息里）。"
+        case e.CardKeysRejected(problem=e.CardKeysProblem.TOO_MANY, limit=limit):
+            return f"一次最多导入 {limit} 个卡密，请分几条消息导入。本次没有导入任何卡密。"
+        case e.CardKeysRejected(problem=e.CardKeysProblem.TOO_LONG, limit=limit, line=line):
+            return f"第 {line} 个卡密超过 {limit} 个字，请检查是否少了换行。本次没有导入任何卡密。"
+        case e.NoCardKeys(code=code):
+            return (
+                f"订单号：{code} 没有卡密：订单还没付款，或买的不是虚拟商品。发 /订单 {code} 查看。"
+            )
+        case e.CardKeysShort(code=code, name=name, missing=missing):
+            return (
+                f"订单号：{code} 的“{name}”卡密不够（还差 {missing} 个），这次收款没有记录。"
+                "请先导入卡密（/卡密 导入）再收款。"
+            )
+        case e.CardKeysUnreadable():
+            return "卡密暂时无法读取（密钥设置有误），请联系店主检查 CARD_KEY_SECRET。"
+        case safeguards.Banned():
+            return "你已被本店限制下单、付款和售后，如有疑问请联系店主。"
+        case safeguards.CannotBan(user_id=user_id, why=safeguards.Unbannable.OWNER):
+            return f"{user_id} 是店主，不能拉黑。"
+        case safeguards.CannotBan(user_id=user_id, why=safeguards.Unbannable.STAFF):
+            return f"{user_id} 是店员，不能拉黑；确需拉黑请先 /店员 删除 {user_id}。"
+        case safeguards.AlreadyBanned(user_id=user_id):
+            return f"{user_id} 已在黑名单中。发 /黑名单 查看。"
+        case safeguards.NotBanned(user_id=user_id):
+            return f"{user_id} 不在黑名单中。发 /黑名单 查看。"
+        case safeguards.TooManyUnpaidOrders(limit=limit, codes=codes):
+            shown = "、".join(codes[:3]) + (" 等" if len(codes) > 3 else "")
+            return (
+                f"你已有 {len(codes)} 个未付款订单（{shown}），每人最多 {limit} 个。"
+                "请先付款（/付款 <订单号>）或取消（/取消 <订单号>）后再下单。"
+            )
+        case safeguards.PurchaseLimitReached(
+            item_name=item_name, variant_name=variant_name, limit=limit, bought=bought
+        ):
+            name = line_name(item_name, variant_name)
+            left = limit - bought
+            more = f"这次最多还能买 {left} 件。" if left > 0 else "不能再买了。"
+            return f"“{name}”每人限购 {limit} 件，你的订单里已有 {bought} 件，{more}"
+        case reports.ExportPrivateOnly():
+            return "导出文件包含所有顾客的订单，请私聊我发送 /导出。"
     # Unreachable while tests/plugins/test_error_rendering.py passes: it renders every
     # ShopError subclass and every value of their kinds. Loud, never silent.
     logger.error(f"no rendering for {error!r}; add a case to plugins/_common/errors.py")
@@ -243,4 +324,6 @@ def render_error(error: e.ShopError) -> str:
 
 def shows_usage(error: e.ShopError) -> bool:
     """Input errors are followed by the command's usage line; state errors are not."""
-    return isinstance(error, e.InvalidValue)
+    return isinstance(
+        error, e.InvalidValue | tracking.UnknownCarrier | tracking.InvalidTrackingNumber
+    )

@@ -1,6 +1,6 @@
 """The chat door's running state: the shop (services.context.ShopContext) plus what only
-chat needs (command prefixes, the duplicate-event filter, the flood guard). Created once
-at start-up (and per test)."""
+chat needs (command prefixes, the duplicate-event filter, the flood guard, the hint
+cooldown). Created once at start-up (and per test)."""
 
 from __future__ import annotations
 
@@ -65,12 +65,38 @@ class FloodGuard:
         return FloodVerdict.DROP
 
 
+class Cooldown:
+    """At most one `allow` per user per `window` seconds; remembers the latest `size`
+    users (an older one simply gets answered again)."""
+
+    def __init__(self, window: float, size: int = RECENT_MESSAGES_KEPT) -> None:
+        self._window = window
+        self._size = size
+        self._last: OrderedDict[int, float] = OrderedDict()
+
+    def allow(self, user_id: int, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        last = self._last.get(user_id)
+        if last is not None and now - last < self._window:
+            return False
+        self._last[user_id] = now
+        self._last.move_to_end(user_id)
+        if len(self._last) > self._size:
+            self._last.popitem(last=False)
+        return True
+
+
+# A private message the shop does not understand gets a hint at most this often per user.
+HINT_WINDOW_SECONDS = 60.0
+
+
 @dataclass
 class ShopRuntime:
     shop: ShopContext
     prefixes: tuple[str, ...]
     recent: RecentMessages = field(default_factory=RecentMessages)
     flood: FloodGuard = field(default_factory=lambda: FloodGuard(8, 10))
+    hints: Cooldown = field(default_factory=lambda: Cooldown(HINT_WINDOW_SECONDS))
 
     @property
     def settings(self) -> ShopSettings:
@@ -111,12 +137,29 @@ def command_prefixes(command_start: set[str]) -> tuple[str, ...]:
     return tuple(sorted(prefixes, key=len, reverse=True))
 
 
+def listen_url() -> str:
+    """Where NoneBot's web server listens (http://host:port), for the payment gateway's
+    notifies when PUBLIC_BASE_URL is not set; "" before NoneBot is initialised."""
+    import nonebot
+
+    try:
+        config = nonebot.get_driver().config
+    except ValueError:
+        return ""
+    host = str(config.host)
+    if host in {"0.0.0.0", "::", ""}:
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.port}"
+
+
 async def start_runtime(
     settings: ShopSettings, owners: set[int], command_start: set[str]
 ) -> ShopRuntime:
     """Opens the shop (creating or migrating the database) and readies the chat door."""
     global _runtime
-    shop = await open_shop(settings, frozenset(owners))
+    shop = await open_shop(settings, frozenset(owners), local_base_url=listen_url())
     _runtime = ShopRuntime(
         shop=shop,
         prefixes=command_prefixes(command_start),

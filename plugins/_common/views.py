@@ -8,7 +8,13 @@ from zoneinfo import ZoneInfo
 
 from services.catalog import ItemSummary
 from services.money import format_fen
-from services.privacy import city_of, mask_name, mask_phone, mask_phones_in
+from services.privacy import (
+    city_of,
+    courier_text_for_group,
+    mask_name,
+    mask_phone,
+    mask_phones_in,
+)
 
 ACTOR_NAMES = {"customer": "顾客", "staff": "店员", "owner": "店主", "system": "系统"}
 
@@ -28,6 +34,12 @@ def shown_in(text: str, *, in_group: bool) -> str:
     """Free text (a remark, a reason, a courier's tracking line) as a chat may see it:
     in a group, any phone number in it is masked."""
     return mask_phones_in(text) if in_group else text
+
+
+def courier_line(text: str, state: str | None, *, in_group: bool) -> str:
+    """A tracking event's text as a chat may see it: in full in private; in a group only
+    its state and city (courier texts carry the receiver's name, address and phone)."""
+    return courier_text_for_group(text, state) if in_group else text
 
 
 def item_summary_line(item: ItemSummary) -> str:

@@ -59,7 +59,8 @@ async def show_ticket(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
     ctx.args.end()
     view = await tickets.view_ticket(ctx.shop, ctx.caller, code)
-    return Reply(render.detail(view, ctx.runtime.settings.timezone, in_group=ctx.in_group))
+    zone = ctx.runtime.settings.timezone
+    return Reply(render.detail(view, zone, in_group=ctx.in_group), images=view.images)
 
 
 @command(

@@ -70,12 +70,16 @@ def detail(view: TicketDetail, zone: ZoneInfo, *, in_group: bool = False) -> str
     if ticket.return_number:
         lines.append(f"退货物流：{ticket.return_carrier} {ticket.return_number}")
     lines.append("留言：")
+    pictures_total = 0
     for message in view.messages:
         images = images_of(message)
+        pictures_total += len(images)
         pictures = f" [图片 {len(images)} 张]" if images else ""
         lines.append(
             f"{local_time(message.at, zone)} {_ACTORS.get(message.author, message.author)}：{shown(message.text)}{pictures}"
         )
+    if pictures_total and in_group:
+        lines.append(f"图片不在群里显示，请私聊我发 /工单 {ticket.code} 查看。")
     lines.append("记录：")
     for event in view.events:
         reason = f" {shown(event.reason)}" if event.reason and event.action != "opened" else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from plugins._common.args import is_integer_word
 from plugins._common.context import CommandContext, Reply
 from plugins._common.registry import command, plugin_metadata
-from services.usecases import catalog
+from services.usecases import catalog, reports
 
 from . import render
 
@@ -61,7 +61,7 @@ async def search(ctx: CommandContext) -> Reply:
     "详情",
     aliases=("item",),
     usage="详情 <商品编号>",
-    example="详情 12",
+    example="详情 1",
     summary="商品描述、图片、各规格价格和库存",
     area=AREA,
 )
@@ -71,10 +71,29 @@ async def item_detail(ctx: CommandContext) -> Reply:
     view = await catalog.item_detail(ctx.shop, ctx.caller, item_id)
     return Reply(
         render.item_detail(
-            view.detail, show_shelf_state=ctx.is_staff, rating=view.rating, in_group=ctx.in_group
+            view.detail,
+            show_shelf_state=ctx.is_staff,
+            rating=view.rating,
+            in_group=ctx.in_group,
+            together=view.together,
         ),
         image=view.image,
     )
+
+
+@command(
+    "热销",
+    aliases=("top",),
+    usage="热销 [分类]",
+    example="热销 咖啡",
+    summary="近 30 天卖得最多的商品",
+    area=AREA,
+)
+async def best_sellers(ctx: CommandContext) -> Reply:
+    category = ctx.args.word("分类") if ctx.args.has_more() else None
+    ctx.args.end()
+    result = await reports.best_sellers(ctx.shop, category)
+    return Reply(render.best_sellers(result.rows, result.category, result.days))
 
 
 # Last, after every @command above has registered: NoneBot reads it once the module ran.

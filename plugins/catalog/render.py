@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from plugins._common.views import item_summary_line, shown_in
 from services.catalog import ItemDetail, ItemPage, ItemSummary
+from services.limits import quote
 from services.money import format_fen
+from services.reports import BestSeller, TogetherItem
 from services.reviews import ItemRating
 
 
@@ -35,8 +39,8 @@ def categories(rows: list[tuple[str, int]]) -> str:
 
 def search_results(query: str, items: list[ItemSummary]) -> str:
     if not items:
-        return f"没有找到包含“{query}”的在售商品。换个关键词试试，或发 /商品 浏览全部。"
-    lines = [f"搜索“{query}”找到 {len(items)} 件："]
+        return f"没有找到包含{quote(query)}的在售商品。换个关键词试试，或发 /商品 浏览全部。"
+    lines = [f"搜索{quote(query)}找到 {len(items)} 件："]
     lines += [item_summary_line(item) for item in items]
     lines.append("发 /详情 <商品编号> 查看规格和库存")
     return "\n".join(lines)
@@ -54,6 +58,7 @@ def item_detail(
     show_shelf_state: bool,
     rating: ItemRating | None = None,
     in_group: bool = False,
+    together: Sequence[TogetherItem] = (),
 ) -> str:
     item = detail.item
     header = f"【{item.id}】{item.name}"
@@ -77,4 +82,19 @@ def item_detail(
     first = detail.variants[0] if detail.variants else None
     if first is not None and item.listed:
         lines.append(f"下单：/下单 {detail.ref(first)} [数量]")
+    if together:
+        lines.append("常一起买：" + "、".join(f"【{t.item_id}】{t.name}" for t in together))
+    return "\n".join(lines)
+
+
+def best_sellers(rows: Sequence[BestSeller], category: str | None, days: int) -> str:
+    where = f"“{category}”分类" if category else ""
+    if not rows:
+        return f"近 {days} 天{where}还没有卖出的商品。发 /商品 逛逛。"
+    lines = [f"近 {days} 天{where}热销："]
+    for rank, row in enumerate(rows, 1):
+        price = format_fen(row.min_price_fen) + ("起" if row.variant_count > 1 else "")
+        sold_out = "  售罄" if row.stock <= 0 else ""
+        lines.append(f"{rank}. 【{row.item_id}】{row.name}  {price}  售出 {row.sold} 件{sold_out}")
+    lines.append("发 /详情 <商品编号> 查看规格和库存")
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from config import load_settings
 from models.types import utcnow
 from plugins._common.runtime import ShopRuntime, before_close, current_runtime
 from services import leases
-from services.outbox import Segment, Target, TargetKind
+from services.outbox import Segment, Target, TargetKind, request_flag
 from services.tracking import ManualProvider, TrackingConfigError, TrackingProvider, make_provider
 from services.usecases import clocks
 from services.usecases.delivery import Pacer, Sender, dispatch_due, pacer_for, wait_for_notices
@@ -62,7 +62,16 @@ async def _tick() -> None:
     # Each job on its own: one that fails (a bug, a broken row) must not stop the others
     # on every tick from then on. The failure is logged with its traceback. The lease is
     # renewed before each job, so a long one (a large tracking sweep) never outlives it.
-    for job in (_order_clocks, _tracking_clocks, _ticket_clocks, _purge_summaries):
+    # Reconciliation last: a slow or unreachable gateway delays no other job.
+    jobs = (
+        _order_clocks,
+        _tracking_clocks,
+        _ticket_clocks,
+        _purge_summaries,
+        _daily_report,
+        _reconcile_payments,
+    )
+    for job in jobs:
         if not await _hold_clock_lease(runtime, utcnow()):
             return
         try:
@@ -107,6 +116,29 @@ async def _ticket_clocks(runtime: ShopRuntime, now: datetime) -> None:
 
 async def _purge_summaries(runtime: ShopRuntime, now: datetime) -> None:
     await clocks.purge_summaries(runtime.shop, now)
+
+
+async def _daily_report(runtime: ShopRuntime, now: datetime) -> None:
+    report = await clocks.daily_report(runtime.shop, now)
+    if report is not None:
+        logger.info(f"clocks: daily report of {report.day} queued for the owners")
+
+
+async def _reconcile_payments(runtime: ShopRuntime, now: datetime) -> None:
+    report = await clocks.reconcile_payments(runtime.shop, now)
+    if report is None or not report.checks:
+        return
+    # Counts and order codes only: never a gateway URL (api.php URLs carry the key).
+    counts = (
+        f"payments: asked the gateway about {len(report.checks)}: "
+        f"recorded {[c.order_code for c in report.recorded]}, "
+        f"staff alerted {[c.order_code for c in report.alerts]}, "
+        f"expired {len(report.expired)}, unreachable {len(report.unreachable)}"
+    )
+    if report.unreachable:
+        logger.warning(counts)
+    else:
+        logger.info(counts)
 
 
 async def _hold_clock_lease(runtime: ShopRuntime, now: datetime) -> bool:
@@ -157,7 +189,10 @@ def _bot_sender(bot: Bot) -> Sender:
     async def send(target: Target, segments: list[Segment]) -> None:
         # The dedicated actions (not send_msg, which direct replies use) keep the shop's own
         # notices distinguishable from answers in OneBot logs and in the simulator.
-        if target.kind is TargetKind.GROUP:
+        if target.kind is TargetKind.FRIEND_REQUEST:
+            flag = request_flag(segments)
+            await bot.call_api("set_friend_add_request", flag=flag, approve=True)
+        elif target.kind is TargetKind.GROUP:
             await bot.call_api("send_group_msg", group_id=target.id, message=segments)
         else:
             await bot.call_api("send_private_msg", user_id=target.id, message=segments)

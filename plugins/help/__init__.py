@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from plugins._common.args import normalise_word
 from plugins._common.context import CommandContext, Reply
+from plugins._common.dispatch import suggest
 from plugins._common.registry import command, plugin_metadata, registry
 
 from . import render
@@ -32,8 +33,12 @@ async def show_help(ctx: CommandContext) -> Reply:
             name = name[len(prefix) :]
             break
     target = registry.lookup(name)
-    if target is None or target.role > ctx.role:
-        return Reply(render.unknown_command(name, prefixes))
+    if target is None:
+        close = suggest(name, registry.visible_to(ctx.role))
+        return Reply(render.unknown_command(name, prefixes, close))
+    if target.role > ctx.role:
+        # As the command itself answers: it exists, but not for this asker.
+        return Reply(render.forbidden_command(target, prefixes))
     return Reply(render.command_help(target, prefixes))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from plugins._common.context import display_prefix, usage_line
 from plugins._common.registry import Command, by_area
+from services.limits import quote
+from services.staff import Role
 
 
 def overview(
@@ -29,5 +31,14 @@ def command_help(command: Command, prefixes: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def unknown_command(word: str, prefixes: tuple[str, ...]) -> str:
-    return f"没有“{word}”这个命令。发 {display_prefix(prefixes)}帮助 查看全部命令。"
+def unknown_command(word: str, prefixes: tuple[str, ...], close: Command | None = None) -> str:
+    prefix = display_prefix(prefixes)
+    guess = f"是不是想看 {prefix}帮助 {close.name}？" if close is not None else ""
+    return f"没有{quote(word)}这个命令。{guess}发 {prefix}帮助 查看全部命令。"
+
+
+def forbidden_command(command: Command, prefixes: tuple[str, ...]) -> str:
+    """Agrees with what the command itself answers such an asker (dispatch's 无权限)."""
+    prefix = display_prefix(prefixes)
+    who = "店主" if command.role >= Role.OWNER else "店主/店员"
+    return f"无权限：{prefix}{command.name} 是{who}命令。发 {prefix}帮助 查看你可用的命令。"

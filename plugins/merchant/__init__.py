@@ -7,8 +7,10 @@ from plugins._common.registry import Scope, command, plugin_metadata
 from services.staff import Role
 from services.usecases import catalog_admin
 
+from . import card_keys as _card_keys  # noqa: F401  (registers /虚拟 and /卡密)
 from . import orders as _orders  # noqa: F401  (registers the order commands)
 from . import render
+from . import safeguards as _safeguards  # noqa: F401  (/拉黑 /限购 /预警 /导出 …)
 
 AREA = "店铺管理"
 _ON_OFF = {"开": True, "关": False, "on": True, "off": False}
@@ -39,7 +41,7 @@ async def new_item(ctx: CommandContext) -> Reply:
     aliases=("variant",),
     role=Role.STAFF,
     usage="规格 <商品编号> <规格名> <价格> <库存>",
-    example="规格 12 500g 109 20",
+    example="规格 2 24杯装 69 20",
     summary="给商品添加规格",
     area=AREA,
 )
@@ -58,7 +60,7 @@ async def add_variant(ctx: CommandContext) -> Reply:
     aliases=("price",),
     role=Role.STAFF,
     usage="改价 <规格编号> <价格>",
-    example="改价 12-2 99.9",
+    example="改价 1-2 99.9",
     summary="修改规格价格（已下的订单不受影响）",
     area=AREA,
 )
@@ -75,7 +77,7 @@ async def change_price(ctx: CommandContext) -> Reply:
     aliases=("stock",),
     role=Role.STAFF,
     usage="库存 <规格编号> <+N|-N|N>",
-    example="库存 12-2 +20",
+    example="库存 1-2 +20",
     summary="增加、减少或设定库存",
     area=AREA,
 )
@@ -99,7 +101,7 @@ async def _set_listed(ctx: CommandContext, listed: bool) -> Reply:
     aliases=("list",),
     role=Role.STAFF,
     usage="上架 <商品编号>",
-    example="上架 12",
+    example="上架 4",
     summary="上架商品",
     area=AREA,
 )
@@ -112,7 +114,7 @@ async def list_item(ctx: CommandContext) -> Reply:
     aliases=("delist",),
     role=Role.STAFF,
     usage="下架 <商品编号>",
-    example="下架 12",
+    example="下架 4",
     summary="下架商品（已有订单不受影响）",
     area=AREA,
 )
@@ -140,7 +142,7 @@ async def list_delisted(ctx: CommandContext) -> Reply:
     aliases=("describe",),
     role=Role.STAFF,
     usage="描述 <商品编号> <文字>（可附一张图片）",
-    example="描述 12 中度烘焙，坚果风味",
+    example="描述 1 中度烘焙，坚果风味",
     summary="设置商品描述和图片",
     area=AREA,
 )
@@ -161,7 +163,7 @@ async def describe_item(ctx: CommandContext) -> Reply:
     aliases=("setcat",),
     role=Role.STAFF,
     usage="设分类 <商品编号> <分类>",
-    example="设分类 12 咖啡",
+    example="设分类 3 器具",
     summary="设置商品分类（没有的分类会新建）",
     area=AREA,
 )
@@ -178,7 +180,7 @@ async def set_category(ctx: CommandContext) -> Reply:
     aliases=("noreason",),
     role=Role.STAFF,
     usage="无理由 <商品编号> <开|关>",
-    example="无理由 12 关",
+    example="无理由 2 关",
     summary="设置是否支持七天无理由退货",
     area=AREA,
 )

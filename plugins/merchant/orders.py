@@ -1,4 +1,4 @@
-"""Merchant order commands: /订单列表 /收款 /审核 /退款 /设置收款."""
+"""Merchant order commands: /订单列表 /收款 /对账 /审核 /退款 /设置收款."""
 
 from __future__ import annotations
 
@@ -59,6 +59,22 @@ async def record_payment(ctx: CommandContext) -> Reply:
         amount_fen=None,
     )
     return Reply(render.payment_recorded(outcome))
+
+
+@command(
+    "对账",
+    aliases=("reconcile",),
+    role=Role.STAFF,
+    usage="对账 [订单号]",
+    example="对账 2K7QH9M3XA",
+    summary="立即向支付平台查询在线付款（漏掉的到账通知），并记录已到账的",
+    area=AREA,
+)
+async def reconcile(ctx: CommandContext) -> Reply:
+    code = ctx.args.order_code() if ctx.args.has_more() else None
+    ctx.args.end()
+    result = await order_admin.reconcile_payments(ctx.shop, ctx.caller, code)
+    return Reply(render.reconciled(result, ctx.shop.settings.epay_reconcile_minutes))
 
 
 @command(

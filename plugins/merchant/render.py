@@ -6,12 +6,20 @@ from zoneinfo import ZoneInfo
 
 from models.tables import Item, Staff, Variant
 from plugins._common.views import item_summary_line, local_time
-from services.catalog import ItemPage, StockChange, VariantRef
+from services.catalog import ItemPage, StockChange, VariantRef, line_name
 from services.limits import ORDER_PAGE_SIZE
 from services.money import format_fen
 from services.order_rules import REQUEST_NAMES, status_name
 from services.stats import ShopStats
-from services.usecases.order_admin import OrderListing, PaymentInfo, RefundOutcome, RequestsDecided
+from services.usecases.card_keys import KeysCleared, KeysImported, KeyStock, VirtualSwitched
+from services.usecases.epay import AlertReason, CheckResult, PaymentCheck
+from services.usecases.order_admin import (
+    OrderListing,
+    PaymentInfo,
+    Reconciliation,
+    RefundOutcome,
+    RequestsDecided,
+)
 from services.usecases.payments import PaymentOutcome
 
 _STOCK_VERBS = {"add": "增加", "sub": "减少", "set": "设为"}
@@ -133,6 +141,11 @@ def payment_recorded(outcome: PaymentOutcome) -> str:
     order = outcome.order
     if not outcome.recorded:
         return f"订单号：{order.code} 已经记录过收款，没有重复记录。"
+    if outcome.keys_delivered:
+        return (
+            f"已确认收款：订单号：{order.code}，{format_fen(order.paid_fen)}。"
+            "卡密已自动私聊发给顾客，订单已完成，无需发货。"
+        )
     if outcome.revived:
         return (
             f"已确认收款：订单号：{order.code}，{format_fen(order.paid_fen)}。订单曾超时取消，"
@@ -141,6 +154,62 @@ def payment_recorded(outcome: PaymentOutcome) -> str:
     return (
         f"已确认收款：订单号：{order.code}，{format_fen(order.paid_fen)}。已通知顾客，请尽快发货。"
     )
+
+
+_CHECK_RESULTS = {
+    CheckResult.RECORDED: "已到账并记录",
+    CheckResult.DUPLICATE: "已到账（之前已记录）",
+    CheckResult.ALERTED: "已提醒店员",
+    CheckResult.NOT_PAID: "未付款",
+    CheckResult.EXPIRED: "未付款，已停止自动查询",
+    CheckResult.UNREACHABLE: "网关无法访问",
+    CheckResult.REJECTED: "网关拒绝",
+}
+_ALERT_REASONS = {
+    AlertReason.UNKNOWN: "找不到对应订单",
+    AlertReason.VOIDED: "订单付款后已改过数量",
+    AlertReason.MISMATCH: "金额不符",
+    AlertReason.ALREADY_PAID: "订单已付过款",
+    AlertReason.CLOSED: "订单已关闭",
+    AlertReason.STOCK_GONE: "超时取消后库存已售出，需手动退款",
+}
+RECONCILE_LINES_SHOWN = 20  # a clock-sized batch would flood the chat
+
+
+def _check_line(check: PaymentCheck) -> str:
+    outcome = _CHECK_RESULTS[check.result]
+    if check.alert is not None:
+        outcome += f"（{_ALERT_REASONS[check.alert]}）"
+    if check.revived:
+        outcome += "（订单曾超时取消，已恢复）"
+    code = check.order_code or "未知"
+    return f"订单号：{code}（付款单 {check.out_trade_no}）：{outcome}"
+
+
+def reconciled(result: Reconciliation, every_minutes: float) -> str:
+    if not result.automatic:
+        return (
+            "自动对账需要在线支付：设置 PAYMENT_PROVIDER=epay 并配置易支付网关。"
+            "现在是手动收款，到账后请用 /收款 <订单号> 确认。"
+        )
+    checks = result.report.checks
+    if not checks:
+        if result.order_code is not None:
+            return f"订单号：{result.order_code} 没有可查询的在线付款（顾客还没有发 /付款，或付款已处理完）。"
+        return (
+            "现在没有等待付款的在线付款单。"
+            f"（平时每 {every_minutes:g} 分钟自动查询一次；已过期的付款单可用 /对账 <订单号> 再查）"
+        )
+    counts: dict[str, int] = {}
+    for check in checks:
+        name = _CHECK_RESULTS[check.result]
+        counts[name] = counts.get(name, 0) + 1
+    summary = "，".join(f"{name} {count} 笔" for name, count in counts.items())
+    lines = [f"对账完成：查询了 {len(checks)} 笔付款：{summary}。"]
+    lines += [_check_line(check) for check in checks[:RECONCILE_LINES_SHOWN]]
+    if len(checks) > RECONCILE_LINES_SHOWN:
+        lines.append(f"……另有 {len(checks) - RECONCILE_LINES_SHOWN} 笔未列出")
+    return "\n".join(lines)
 
 
 def requests_decided(decided: RequestsDecided) -> str:
@@ -194,3 +263,59 @@ def delisted_page(page: ItemPage) -> str:
         hint += f"；发 /已下架 {page.page + 1} 看下一页"
     lines.append(hint)
     return "\n".join(lines)
+
+
+# --- virtual goods (card keys): /虚拟 /卡密 --------------------------------------------
+# Keys themselves never appear here: staff see counts and masked samples only.
+
+
+def virtual_set(result: VirtualSwitched) -> str:
+    item = result.item
+    if item.virtual:
+        state = "已设为虚拟商品（卡密）" if result.changed else "本来就是虚拟商品（卡密）"
+        return (
+            f"商品 {item.id} {item.name} {state}：下单无需地址、无需发货，付款后卡密自动私聊发给顾客；"
+            "库存就是未售出的卡密数。\n"
+            f"导入卡密（仅私聊）：/卡密 导入 <规格编号>，换行后每行一个卡密。/详情 {item.id} 查看规格编号。"
+        )
+    state = "已改回实物商品" if result.changed else "本来就是实物商品"
+    return f"商品 {item.id} {item.name} {state}。用 /库存 <规格编号> <数量> 设置库存。"
+
+
+def keys_import_private_only() -> str:
+    return (
+        "卡密只能在私聊里导入，群里不会读取这条消息。"
+        "发在群里的卡密可能已被别人看到，建议不要再出售这些卡密。"
+    )
+
+
+def keys_imported(result: KeysImported) -> str:
+    name = line_name(result.item.name, result.variant.name)
+    return (
+        f"{result.ref} {name}：导入 {result.imported} 个卡密，跳过重复 {result.duplicates} 个，"
+        f"现有库存 {result.stock}。"
+    )
+
+
+def key_stock(result: KeyStock) -> str:
+    counts = result.counts
+    name = line_name(result.item.name, result.variant.name)
+    unused = counts.on_sale + counts.held
+    lines = [f"{result.ref} {name} 的卡密："]
+    held = f"（其中 {counts.held} 个被未付款订单占用）" if counts.held else ""
+    lines.append(f"未售出 {unused} 个{held}，已售出 {counts.sold} 个，可售库存 {counts.on_sale}。")
+    if counts.samples:
+        lines.append("未售出的卡密（打码）：" + "、".join(counts.samples))
+    else:
+        lines.append(
+            f"没有未售出的卡密。导入（仅私聊）：/卡密 导入 {result.ref}，换行后每行一个卡密。"
+        )
+    return "\n".join(lines)
+
+
+def keys_cleared(result: KeysCleared) -> str:
+    name = line_name(result.item.name, result.variant.name)
+    text = f"{result.ref} {name}：已清空 {result.removed} 个未售出的卡密，可售库存为 0。已售出的卡密不受影响。"
+    if result.held:
+        text += f"另有 {result.held} 个被未付款订单占用，保留（订单超时取消后可再清空）。"
+    return text

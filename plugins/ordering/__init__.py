@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from models.tables import PayType
 from plugins._common.args import ArgReader, UsageError, is_integer_word, normalise_word
 from plugins._common.context import CommandContext, Reply
 from plugins._common.registry import (
@@ -17,9 +18,12 @@ from plugins._common.registry import (
 )
 from services import addresses
 from services.codes import looks_like_code
+from services.errors import KeysPrivateOnly
+from services.limits import quote
 from services.order_rules import STATUS_BY_NAME
-from services.usecases import buying
+from services.usecases import buying, card_keys
 from services.usecases.buying import NextStep
+from services.usecases.epay import PaymentLink
 
 from . import render
 
@@ -33,7 +37,7 @@ AREA = "下单"
     "加购",
     aliases=("add",),
     usage="加购 <规格编号> [数量]",
-    example="加购 12-2 3",
+    example="加购 1-2 3",
     summary="加入购物车",
     area=AREA,
 )
@@ -59,7 +63,7 @@ async def show_cart(ctx: CommandContext) -> Reply:
     "移出",
     aliases=("remove",),
     usage="移出 <规格编号>",
-    example="移出 12-2",
+    example="移出 1-2",
     summary="从购物车移出",
     area=AREA,
 )
@@ -103,7 +107,7 @@ def _step_reply(ctx: CommandContext, step: buying.CheckoutStep) -> Reply:
     "下单",
     aliases=("buy",),
     usage="下单 <规格编号> [数量] [备注]",
-    example="下单 12-2 3",
+    example="下单 1-2 3",
     summary="直接购买一个规格（先确认再生成订单）",
     area=AREA,
 )
@@ -261,7 +265,7 @@ async def my_orders(ctx: CommandContext) -> Reply:
     if word is not None and word not in STATUS_BY_NAME and not is_integer_word(word):
         if not looks_like_code(normalise_word(word)):
             raise UsageError(
-                f"“{word}”不是订单号，也不是订单状态（待付款、待发货、已发货、已签收、已完成、已取消、已退款）。"
+                f"{quote(word)}不是订单号，也不是订单状态（待付款、待发货、已发货、已签收、已完成、已取消、已退款）。"
             )
         code = ctx.args.order_code()
         ctx.args.end()
@@ -293,18 +297,44 @@ async def my_orders(ctx: CommandContext) -> Reply:
     )
 
 
+# How customers name a payment method; the gateway's own names work too.
+_PAY_TYPE_WORDS = {
+    "支付宝": PayType.ALIPAY,
+    "微信": PayType.WXPAY,
+    "qq": PayType.QQPAY,
+    "alipay": PayType.ALIPAY,
+    "wxpay": PayType.WXPAY,
+    "qqpay": PayType.QQPAY,
+}
+
+
+def _read_pay_type(args: ArgReader) -> PayType | None:
+    word = args.optional_word()
+    if word is None:
+        return None
+    pay_type = _PAY_TYPE_WORDS.get(normalise_word(word).lower())
+    if pay_type is None:
+        raise UsageError(
+            f"付款方式应是 支付宝、微信、QQ 之一，而不是{quote(normalise_word(word))}。"
+        )
+    return pay_type
+
+
 @command(
     "付款",
     aliases=("pay",),
-    usage="付款 <订单号>",
+    usage="付款 <订单号> [支付宝|微信|QQ]",
     example="付款 2K7QH9M3XA",
     summary="付款金额和方式",
     area=AREA,
 )
 async def pay(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
+    pay_type = _read_pay_type(ctx.args)
     ctx.args.end()
-    how = await buying.payment_instructions(ctx.shop, ctx.caller, code)
+    how = await buying.pay_order(ctx.shop, ctx.caller, code, pay_type)
+    if isinstance(how, PaymentLink):
+        return Reply(render.payment_link(how, ctx.shop.settings.timezone), image=how.qr_png)
     if not how.payable:
         return Reply(render.not_payable(how.order))
     return Reply(render.payment_instructions(how.order, how.text), image=how.qr_image)
@@ -338,7 +368,7 @@ def _read_amendment(args: ArgReader) -> buying.Amendment:
     "修改",
     aliases=("amend",),
     usage="修改 <订单号> <地址 <序号>|数量 <规格编号> <数量>|备注 <文字>>",
-    example="修改 2K7QH9M3XA 数量 12-2 1",
+    example="修改 2K7QH9M3XA 数量 1-2 1",
     summary="改地址、数量（仅待付款）、备注；已付款的改动需店家审核",
     area=AREA,
 )
@@ -386,6 +416,25 @@ async def review(ctx: CommandContext) -> Reply:
     text = ctx.args.rest("内容", required=False)
     reviewed = await buying.review_order(ctx.shop, ctx.caller, code, rating, text)
     return Reply(render.reviewed(reviewed.order, reviewed.review.rating))
+
+
+@command(
+    "提货",
+    aliases=("keys",),
+    usage="提货 <订单号> [页码]",
+    example="提货 2K7QH9M3XA",
+    summary="再次查看已付款虚拟商品的卡密（仅私聊）",
+    area=AREA,
+)
+async def order_keys(ctx: CommandContext) -> Reply:
+    if ctx.in_group:
+        # Before anything is read: a group learns nothing, not even whether it exists.
+        raise KeysPrivateOnly()
+    code = ctx.args.order_code()
+    page = ctx.args.page() if ctx.args.has_more() else 1
+    ctx.args.end()
+    keys = await card_keys.reveal_keys(ctx.shop, ctx.caller, code, page)
+    return Reply(render.order_keys(keys))
 
 
 # Last, after every @command above has registered: NoneBot reads it once the module ran.

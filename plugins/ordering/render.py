@@ -5,16 +5,20 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from models.tables import Address, OrderEvent, OrderLine, OrderRequest, ShopOrder
-from plugins._common.views import ACTOR_NAMES, address_text, local_time, shown_in
+from plugins._common.views import ACTOR_NAMES, address_text, courier_line, local_time, shown_in
 from services.addresses import AddressSnapshot
 from services.cart import CartView
 from services.catalog import VariantRef, line_name
 from services.checkout import Summary
+from services.epay import PAY_TYPE_NAMES
 from services.money import format_fen
 from services.order_rules import REQUEST_NAMES, Mode, status_name
 from services.shipping import TrackingView
+from services.usecases.card_keys import OrderKeys
+from services.usecases.epay import PaymentLink
 
 CONFIRM_PROMPT = '回复"确认"提交订单，回复"取消"放弃'
+VIRTUAL_DELIVERY = "虚拟商品（卡密）：无需收货地址，付款后卡密自动私聊发给你"
 ADDRESS_FORMAT = "<姓名> <手机号> <详细地址>"
 
 _ACTORS = ACTOR_NAMES
@@ -40,6 +44,7 @@ _ACTIONS = {
     "delivered": "签收",
     "completed": "确认收货，订单完成",
     "auto_completed": "自动确认收货，订单完成",
+    "keys_delivered": "卡密已私聊发送，订单完成",
 }
 
 
@@ -99,7 +104,9 @@ def summary(result: Summary, *, in_group: bool, timeout_minutes: int) -> str:
             f"{ref} {name} {format_fen(line.variant.price_fen)} × {line.quantity} = {format_fen(line.subtotal_fen)}"
         )
     lines.append(f"合计：{format_fen(result.total_fen)}")
-    if result.address is not None:
+    if result.virtual:
+        lines.append(VIRTUAL_DELIVERY)
+    elif result.address is not None:
         lines.append(f"收货：{_address(result.address, in_group)}")
     if result.draft.remark:
         lines.append(f"备注：{shown_in(result.draft.remark, in_group=in_group)}")
@@ -172,11 +179,14 @@ def address_private_only() -> str:
 
 
 def _items_brief(lines: list[OrderLine]) -> str:
+    """`咖啡豆`, `咖啡豆×2` (one line of 2), `咖啡豆等3件` (several lines, 3 units in all)."""
     if not lines:
         return ""
     first = line_name(lines[0].item_name, lines[0].variant_name)
     count = sum(line.quantity for line in lines)
-    return f"{first}等{count}件" if len(lines) > 1 or count > 1 else first
+    if len(lines) > 1:
+        return f"{first}等{count}件"
+    return f"{first}×{count}" if count > 1 else first
 
 
 def order_list(
@@ -222,17 +232,20 @@ def order_detail(
     if order.refunded_fen:
         money += f"，已退 {format_fen(order.refunded_fen)}"
     out.append(money)
-    out.append(
-        f"收货：{address_text(order.receiver_name, order.receiver_phone, order.receiver_address, in_group=in_group)}"
-    )
+    if order.virtual:
+        out.append(f"收货：无需地址（虚拟商品，卡密私聊发送，私聊发 /提货 {order.code} 查看）")
+    else:
+        out.append(
+            f"收货：{address_text(order.receiver_name, order.receiver_phone, order.receiver_address, in_group=in_group)}"
+        )
     if order.remark:
         out.append(f"备注：{shown_in(order.remark, in_group=in_group)}")
     for request in pending:
         reason = f"（{shown_in(request.reason, in_group=in_group)}）" if request.reason else ""
         out.append(f"待店家审核：{REQUEST_NAMES[request.kind]}{reason}")
     if tracking is not None:
-        latest_text = tracking.events[-1].text if tracking.events else ""
-        latest = f"，最新：{shown_in(latest_text, in_group=in_group)}" if latest_text else ""
+        last = tracking.events[-1] if tracking.events else None
+        latest = f"，最新：{courier_line(last.text, last.state, in_group=in_group)}" if last else ""
         out.append(
             f"物流：{tracking.shipment.carrier_name} {tracking.shipment.number}{latest}（/物流 {order.code}）"
         )
@@ -250,6 +263,19 @@ def order_detail(
 def payment_instructions(order: ShopOrder, text: str) -> str:
     body = text or "店主还没有设置付款方式，请联系店主。"
     return f"订单号：{order.code}\n应付：{format_fen(order.total_fen)}\n{body}\n付款后店主确认收款即可发货。"
+
+
+def payment_link(link: PaymentLink, zone: ZoneInfo) -> str:
+    method = PAY_TYPE_NAMES[link.pay_type]
+    lines = [
+        f"订单号：{link.order_code}",
+        f"应付：{format_fen(link.amount_fen)}（{method}）",
+        f"付款链接：{link.pay_url}",
+    ]
+    if link.expires_at is not None:
+        lines.append(f"请在 {local_time(link.expires_at, zone)} 前付款，超时自动取消。")
+    lines.append(f"用{method}扫描二维码或打开链接付款；到账后会自动通知你，无需等店主确认。")
+    return "\n".join(lines)
 
 
 def not_payable(order: ShopOrder) -> str:
@@ -278,3 +304,24 @@ def cancelled(order: ShopOrder, mode: Mode) -> str:
 
 def reviewed(order: ShopOrder, rating: int) -> str:
     return f"谢谢评价！订单号：{order.code} {'★' * rating}{'☆' * (5 - rating)}"
+
+
+# --- card keys (/提货) ------------------------------------------------------------------
+
+
+def order_keys(result: OrderKeys) -> str:
+    """Private chats only (the use case refuses groups): the buyer's keys in full;
+    staff looking at a customer's order see them masked."""
+    order = result.order
+    if result.masked:
+        out = [f"订单号：{order.code}（顾客 {order.user_id}）的卡密（已打码）："]
+    else:
+        out = [f"订单号：{order.code} 的卡密（请妥善保存，不要发到群里）："]
+    if result.pages > 1:
+        out[0] += f"（第 {result.page}/{result.pages} 页）"
+    for line in result.lines:
+        out.append(f"【{line.name}】")
+        out.extend(line.keys)
+    if result.page < result.pages:
+        out.append(f"下一页：/提货 {order.code} {result.page + 1}")
+    return "\n".join(out)

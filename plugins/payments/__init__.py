@@ -4,13 +4,15 @@ case (services.usecases.epay.handle_notify); the answer is the plain text `succe
 `fail`, and one log line says which payment and what happened, never the signature or
 the key. No cookies, no session: only the signed fields count.
 
-It also keeps the shop's one EPay gateway client (`epay_gateway()`), built on first use
-from the settings and closed at shutdown, for /付款, /对账 and the reconciliation clock."""
+The shop's EPay gateway client belongs to the shop (`ShopContext.payment_gateway`, built
+by `open_shop` from the settings); `epay_gateway()` reads it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import urllib.parse
+from typing import Any
 
 # FastAPI is NoneBot's driver here (bot.py); imported at module level because FastAPI
 # resolves the endpoints' (postponed) annotations in this module's namespace.
@@ -20,8 +22,9 @@ from nonebot import get_driver, logger
 from nonebot.drivers import ASGIMixin
 from nonebot.plugin import PluginMetadata
 
-from config import PaymentProvider, ShopSettings
-from plugins._common.runtime import before_close, current_runtime
+from config import PaymentProvider, load_settings
+from plugins._common.runtime import current_runtime
+from services.context import EPAY_NOTIFY_PATH, EPAY_RETURN_PATH
 from services.epay import EpayGateway
 from services.usecases.epay import CheckResult, PaymentCheck, handle_notify
 
@@ -31,8 +34,8 @@ __plugin_meta__ = PluginMetadata(
     usage="无命令",
 )
 
-NOTIFY_PATH = "/pay/epay/notify"
-RETURN_PATH = "/pay/epay/return"  # the page the payer's browser comes back to
+NOTIFY_PATH = EPAY_NOTIFY_PATH
+RETURN_PATH = EPAY_RETURN_PATH  # the page the payer's browser comes back to
 MAX_NOTIFY_BYTES = 16 * 1024  # a notify is a dozen short fields
 RETURN_PAGE_TEXT = "付款结果以 QQ 里的通知为准，请回到 QQ 查看订单。"
 
@@ -41,61 +44,69 @@ driver = get_driver()
 
 # --- the gateway client ----------------------------------------------------------------
 
-_gateway: EpayGateway | None = None
-_gateway_settings: ShopSettings | None = None
-_retired: list[EpayGateway] = []  # replaced after a settings change; closed at shutdown
-
-
-def _bot_base_url(settings: ShopSettings) -> str:
-    """Where the gateway reaches this bot: PUBLIC_BASE_URL, else the address NoneBot
-    listens on (only a gateway on this machine, the demo's fake, can reach that; a real
-    one then never notifies and reconciliation finds the payments)."""
-    if settings.public_base_url:
-        return settings.public_base_url
-    host = str(driver.config.host)
-    if host in {"0.0.0.0", "::", ""}:
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{driver.config.port}"
-
 
 def epay_gateway() -> EpayGateway | None:
-    """The shop's EPay gateway client, or None when PAYMENT_PROVIDER is not epay, no gateway
-    is configured (a demo), or the shop is not running."""
-    global _gateway, _gateway_settings
+    """The running shop's EPay gateway client (built by `open_shop`, closed by
+    `close_shop`), or None when PAYMENT_PROVIDER is not epay, no gateway is configured
+    (a demo before its fake gateway runs), or the shop is not running."""
     runtime = current_runtime()
-    if runtime is None:
+    if runtime is None or runtime.settings.payment_provider is not PaymentProvider.EPAY:
         return None
-    settings = runtime.settings
-    if settings.payment_provider is not PaymentProvider.EPAY or not settings.epay_api_url:
-        return None
-    if _gateway is None or _gateway_settings is not settings:
-        if _gateway is not None:
-            _retired.append(_gateway)
-        base = _bot_base_url(settings)
-        _gateway = EpayGateway(
-            settings.epay_api_url,
-            settings.epay_pid,
-            settings.epay_key.get_secret_value(),
-            notify_url=base + NOTIFY_PATH,
-            return_url=base + RETURN_PATH,
-        )
-        _gateway_settings = settings
-    return _gateway
+    return runtime.shop.payment_gateway
 
 
 async def _close_gateway() -> None:
-    global _gateway, _gateway_settings
-    gateways = [*_retired, *([_gateway] if _gateway is not None else [])]
-    _gateway, _gateway_settings = None, None
-    _retired.clear()
-    for gateway in gateways:
+    """Drops the gateway client's pooled connections (it reconnects on next use); the
+    shop closes it for good at shutdown (services.context.close_shop)."""
+    gateway = epay_gateway()
+    if gateway is not None:
         with contextlib.suppress(Exception):
             await gateway.aclose()
 
 
-before_close(_close_gateway)
+# --- the demo's gateway ----------------------------------------------------------------
+
+# `tools.fake_epay.FakeEpay` while the demo runs one in this process.
+_demo_gateway: Any = None
+
+
+def _start_demo_gateway() -> None:
+    """A demo shop set to epay with no gateway (`PAYMENT_PROVIDER=epay ./run demo`): the
+    fake gateway of tools/fake_epay.py serves on 127.0.0.1 in this process and NoneBot's
+    config points EPAY_API_URL, EPAY_PID and EPAY_KEY at it, so the shop opens with a
+    gateway and a newcomer can pay a demo order (simulator: `:pay <订单号>`). Done when
+    this plugin is imported, not in a start-up hook: NoneBot runs start-up hooks in
+    plugin load order, which is not fixed, and the router's hook opens the shop with
+    the settings as they are then."""
+    global _demo_gateway
+    try:
+        settings = load_settings()
+    except Exception:
+        return  # the router's start-up names the bad setting
+    if not settings.epay_demo_gateway:
+        return
+    from tools.fake_epay import FakeEpay
+
+    fake = FakeEpay()
+    url = fake.start()
+    for name, value in (("epay_api_url", url), ("epay_pid", fake.pid), ("epay_key", fake.key)):
+        setattr(driver.config, name, value)
+    _demo_gateway = fake
+    logger.info(
+        f"demo: a fake EPay gateway serves at {url} (pid {fake.pid}); after /付款 <订单号>, "
+        "type :pay <订单号> in the simulator to pay"
+    )
+
+
+async def _stop_demo_gateway() -> None:
+    global _demo_gateway
+    fake, _demo_gateway = _demo_gateway, None
+    if fake is not None:
+        await asyncio.to_thread(fake.stop)  # waits for its serve loop: not on the event loop
+
+
+_start_demo_gateway()
+driver.on_shutdown(_stop_demo_gateway)
 
 
 # --- the notify endpoint ---------------------------------------------------------------

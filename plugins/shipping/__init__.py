@@ -13,13 +13,18 @@ from . import render
 AREA = "发货与物流"
 
 
+def _tracked(ctx: CommandContext) -> bool:
+    """Whether a provider polls parcels (TRACKING_PROVIDER=kuaidi100) or staff type them."""
+    return ctx.shop.settings.tracking_provider != "manual"
+
+
 @command(
     "发货",
     aliases=("ship",),
     role=Role.STAFF,
     usage="发货 <订单号> <快递公司> <运单号>",
     example="发货 2K7QH9M3XA 顺丰 SF1234567890",
-    summary="发货，之后自动跟踪物流",
+    summary="发货并通知顾客（设置快递100后自动跟踪物流）",
     area=AREA,
 )
 async def ship(ctx: CommandContext) -> Reply:
@@ -28,7 +33,7 @@ async def ship(ctx: CommandContext) -> Reply:
     number = check_tracking_number(ctx.args.word("运单号"))
     ctx.args.end()
     shipped = await fulfilment.ship_order(ctx.shop, ctx.caller, code, carrier, number)
-    return Reply(render.shipped(shipped.order, carrier.name, number))
+    return Reply(render.shipped(shipped.order, carrier.name, number, tracked=_tracked(ctx)))
 
 
 @command(
@@ -44,7 +49,9 @@ async def track(ctx: CommandContext) -> Reply:
     ctx.args.end()
     found = await fulfilment.view_tracking(ctx.shop, ctx.caller, code)
     zone = ctx.shop.settings.timezone
-    return Reply(render.tracking(found.order, found.view, zone, in_group=ctx.in_group))
+    return Reply(
+        render.tracking(found.order, found.view, zone, in_group=ctx.in_group, tracked=_tracked(ctx))
+    )
 
 
 @command(

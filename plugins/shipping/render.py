@@ -5,18 +5,28 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from models.tables import ShopOrder
-from plugins._common.views import local_time, shown_in
+from plugins._common.views import courier_line, local_time
 from services.order_rules import status_name
 from services.shipping import TrackingView
 from services.tracking import state_name
 
 
-def shipped(order: ShopOrder, carrier: str, number: str) -> str:
-    return f"已发货：订单号：{order.code}，{carrier} {number}。已通知顾客，物流会自动跟踪。"
+def shipped(order: ShopOrder, carrier: str, number: str, *, tracked: bool) -> str:
+    """`tracked`: a tracking provider (kuaidi100) polls the parcel; otherwise staff add its
+    events by hand, and nothing may promise otherwise."""
+    head = f"已发货：订单号：{order.code}，{carrier} {number}。已通知顾客，"
+    if tracked:
+        return head + "物流会自动跟踪。"
+    return head + f"物流动态请用 /物流更新 {order.code} <描述> 记录。"
 
 
 def tracking(
-    order: ShopOrder, view: TrackingView | None, zone: ZoneInfo, *, in_group: bool = False
+    order: ShopOrder,
+    view: TrackingView | None,
+    zone: ZoneInfo,
+    *,
+    in_group: bool = False,
+    tracked: bool = False,
 ) -> str:
     if view is None:
         return f"订单号：{order.code} {status_name(order.status)}，还没有发货。"
@@ -28,9 +38,10 @@ def tracking(
     if shipment.state:
         lines.append(f"当前：{state_name(shipment.state)}")
     if not view.events:
-        lines.append("暂无物流信息，揽收后会自动更新。")
+        lines.append("暂无物流信息，揽收后会自动更新。" if tracked else "暂无物流信息。")
     for event in reversed(view.events[-10:]):
-        lines.append(f"{local_time(event.at, zone)} {shown_in(event.text, in_group=in_group)}")
+        shown = courier_line(event.text, event.state, in_group=in_group)
+        lines.append(f"{local_time(event.at, zone)} {shown}")
     return "\n".join(lines)
 
 

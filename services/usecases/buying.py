@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config import PaymentProvider
 from models.tables import (
     Address,
     CheckoutDraft,
@@ -22,6 +23,7 @@ from models.tables import (
     Item,
     OrderLine,
     OrderStatus,
+    PayType,
     RequestKind,
     Review,
     ShopOrder,
@@ -29,7 +31,18 @@ from models.tables import (
 )
 from models.types import utcnow
 
-from .. import addresses, cart, catalog, checkout, notices, orders, reviews, shipping
+from .. import (
+    addresses,
+    cart,
+    catalog,
+    checkout,
+    notices,
+    orders,
+    payment_attempts,
+    reviews,
+    safeguards,
+    shipping,
+)
 from .. import shop as shop_row
 from ..actors import Caller
 from ..addresses import AddressSnapshot
@@ -37,11 +50,13 @@ from ..cart import CartView
 from ..catalog import VariantRef
 from ..checkout import Summary
 from ..context import ShopContext
-from ..errors import NoAddress, ShopError
+from ..errors import AlreadyPaid, InvalidTransition, NoAddress, PaymentGatewayError, ShopError
 from ..media import load_image
 from ..order_rules import Mode
 from ..orders import OrderDetail
 from ..shipping import TrackingView
+from .epay import PaymentLink, start_payment
+from .safeguards import refuse_if_banned
 
 T = TypeVar("T")
 
@@ -64,6 +79,7 @@ async def add_to_cart(
     shop: ShopContext, caller: Caller, ref: VariantRef, quantity: int
 ) -> AddedToCart:
     async with shop.database.write() as session:
+        await safeguards.ensure_not_banned(session, shop.shop_id, caller.user_id)
         item, variant, total = await cart.add_to_cart(
             session, shop.shop_id, caller.user_id, ref, quantity
         )
@@ -111,7 +127,7 @@ class OrderPlaced:
 
 def _shown(shop: ShopContext, caller: Caller, summary: Summary) -> CheckoutStep:
     """Indexes the summary for the 确认 / 取消 (or address line) that follow."""
-    awaiting_address = summary.address is None
+    awaiting_address = summary.needs_address  # card keys never wait for an address
     shop.drafts.put(caller.group_id, caller.user_id, summary.draft.expires_at, awaiting_address)
     return CheckoutStep(NextStep.GIVE_ADDRESS if awaiting_address else NextStep.CONFIRM, summary)
 
@@ -127,6 +143,9 @@ async def _start_checkout(
     now = now or utcnow()
     async with shop.database.write() as session:
         wanted = await wanted_of(session)
+        await safeguards.ensure_may_order(
+            session, shop.shop_id, caller.user_id, shop.settings.max_unpaid_orders, dict(wanted)
+        )
         try:
             summary = await checkout.start(
                 session,
@@ -232,6 +251,11 @@ async def confirm_summary(
             shop.drafts.drop(caller.group_id, caller.user_id)
 
             async def place() -> ShopOrder:
+                # A ban, the unpaid cap (and in place_order the purchase limits), in the
+                # transaction that reserves the stock: racing orders cannot both pass.
+                await safeguards.ensure_may_order(
+                    session, shop.shop_id, caller.user_id, settings.max_unpaid_orders
+                )
                 order = await checkout.confirm(session, draft, now, settings.unpaid_timeout)
                 await notices.to_staff(
                     session,
@@ -394,6 +418,36 @@ async def payment_instructions(shop: ShopContext, caller: Caller, code: str) -> 
     return PaymentInstructions(order, seller.payment_text, image)
 
 
+async def pay_order(
+    shop: ShopContext,
+    caller: Caller,
+    code: str,
+    pay_type: PayType | None = None,
+    now: datetime | None = None,
+) -> PaymentInstructions | PaymentLink:
+    """/付款 <订单号> [方式]: how to pay the caller's own order (staff: any order).
+    PAYMENT_PROVIDER=manual: the shop's instructions (`pay_type` plays no part).
+    epay: a payment link and QR code at the gateway for `pay_type` (None: the first of
+    EPAY_TYPES), reused while the total is unchanged. Either way an order that cannot be
+    paid (any more) comes back as PaymentInstructions with `payable` False."""
+    await refuse_if_banned(shop, caller)
+    if shop.settings.payment_provider is not PaymentProvider.EPAY:
+        return await payment_instructions(shop, caller, code)
+    gateway = shop.payment_gateway
+    if gateway is None:
+        raise PaymentGatewayError("", "PAYMENT_PROVIDER=epay but no gateway is configured")
+    try:
+        return await start_payment(shop, caller, code, pay_type, gateway, now)
+    except (AlreadyPaid, InvalidTransition):
+        # Paid, cancelled or closed (perhaps while the gateway was asked): shown the way
+        # the manual provider shows it.
+        async with shop.database.read() as session:
+            order = await orders.get_order(session, shop.shop_id, code, customer_id=caller.own_only)
+        if order.status == OrderStatus.PENDING_PAYMENT.value:
+            raise  # still unpaid: its total kept changing while the gateway was asked
+        return PaymentInstructions(order, "", None)
+
+
 # --- changing, cancelling and reviewing an order --------------------------------------
 
 
@@ -457,10 +511,13 @@ async def amend_order(
     now: datetime | None = None,
 ) -> Amended:
     """/修改 of the caller's own order: unpaid, at once; paid (address, remark), a request
-    staff decide (they are told); quantities only while unpaid."""
+    staff decide (they are told); quantities only while unpaid. A quantity change voids
+    the order's live payment attempts in the same transaction: money for one of them no
+    longer pays the order (staff are told), and /付款 makes a new one for the new total."""
     now = now or utcnow()
     who = caller.actor
     async with shop.database.write() as session:
+        await safeguards.ensure_not_banned(session, shop.shop_id, caller.user_id)
         order = await orders.get_order(session, shop.shop_id, code, customer_id=caller.user_id)
         match change:
             case NewAddress(number=number):
@@ -475,6 +532,8 @@ async def amend_order(
                 return Amended(order, mode)
             case NewQuantity(ref=ref, quantity=quantity):
                 line, old = await orders.amend_quantity(session, order, ref, quantity, who, now)
+                if old != quantity:
+                    await payment_attempts.void_live_attempts(session, order.id or 0, now)
                 return Amended(order, Mode.DIRECT, line, old)
             case NewRemark(remark=remark):
                 mode = await orders.amend_remark(session, order, remark, who, now)

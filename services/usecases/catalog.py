@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import catalog, reviews
+from .. import catalog, reports, reviews
 from ..actors import Caller
 from ..catalog import ItemDetail, ItemPage, ItemSummary
 from ..context import ShopContext
 from ..media import load_image
+from ..reports import TogetherItem
 from ..reviews import ItemRating
 
 
@@ -20,6 +21,8 @@ class ItemView:
     detail: ItemDetail
     rating: ItemRating
     image: bytes | None
+    # Up to three on-shelf items often in the same sold orders (never this one).
+    together: tuple[TogetherItem, ...] = ()
 
 
 async def list_items(shop: ShopContext, category: str | None = None, page: int = 1) -> ItemPage:
@@ -47,6 +50,7 @@ async def item_detail(shop: ShopContext, caller: Caller, item_id: int) -> ItemVi
             session, shop.shop_id, item_id, include_delisted=caller.is_staff
         )
         rating = await reviews.item_rating(session, item_id)
+        together = await reports.bought_together(session, shop.shop_id, item_id)
     image_path = detail.item.image_path
     image = load_image(image_path, shop.data_dir) if image_path else None
-    return ItemView(detail, rating, image)
+    return ItemView(detail, rating, image, tuple(together))

@@ -7,11 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from config import PaymentProvider
 from services import aftersales, checkout, leases, shipping
 from services.aftersales import TicketClockReport, TicketClockSettings
 from services.clock import ClockReport, OrderClockSettings, run_order_clocks
 from services.context import ShopContext, reload_drafts
+from services.reports import DailyReport
 from services.tracking import TrackingProvider
+from services.usecases.epay import ReconcileReport, reconcile
+from services.usecases.reports import send_daily_report
 
 
 async def order_clocks(shop: ShopContext, now: datetime) -> ClockReport:
@@ -61,6 +65,23 @@ async def ticket_clocks(shop: ShopContext, now: datetime) -> TicketClockReport:
         ),
         now,
     )
+
+
+async def reconcile_payments(shop: ShopContext, now: datetime) -> ReconcileReport | None:
+    """Payments the EPay gateway took that no notify told us about (lost, or no public
+    URL): live attempts due for a check are asked about, and a paid one is recorded
+    exactly as its notify would have been. None when there is no gateway to ask
+    (PAYMENT_PROVIDER=manual)."""
+    gateway = shop.payment_gateway
+    if gateway is None or shop.settings.payment_provider is not PaymentProvider.EPAY:
+        return None
+    return await reconcile(shop, gateway, now)
+
+
+async def daily_report(shop: ShopContext, now: datetime) -> DailyReport | None:
+    """The owners' daily report once DAILY_REPORT_TIME has passed, once per day
+    (services/usecases/reports.py); None when nothing was due."""
+    return await send_daily_report(shop, now)
 
 
 async def purge_summaries(shop: ShopContext, now: datetime) -> int:

@@ -14,8 +14,11 @@ from services import outbox
 from services.context import ShopContext
 from services.media import load_image
 from services.outbox import Pacer, Segment, Target
+from services.usecases.card_keys import expand_card_keys
 
-# Sends one message; raises on any failure (the row is then retried with backoff).
+# Sends one message, or for a TargetKind.FRIEND_REQUEST row approves the request (its
+# flag in the segments, outbox.request_flag); raises on any failure (the row is then
+# retried with backoff).
 Sender = Callable[[Target, list[Segment]], Awaitable[None]]
 
 
@@ -87,7 +90,9 @@ async def dispatch_due(
         if wait > 0:
             await asyncio.sleep(wait)
         try:
-            await send(target, materialise(outbox.decode(message), shop))
+            # An order's card keys are read and put in only now (never stored in a row).
+            segments = await expand_card_keys(shop, outbox.decode(message))
+            await send(target, materialise(segments, shop))
         except Exception as error:  # every kind of failure means "retry later"
             pacer.record(time.monotonic())
             async with shop.database.write() as session:

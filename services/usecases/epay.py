@@ -378,17 +378,20 @@ async def reconcile(
     gateway: EpayGateway,
     now: datetime | None = None,
     order_code: str | None = None,
+    *,
+    every_live: bool = False,
 ) -> ReconcileReport:
     """Asks the gateway about payments we may not have heard of (lost notifies, no public
     URL). Without `order_code` (the clock): live attempts due for a check, each every
     EPAY_RECONCILE_MINUTES until the unpaid timeout plus EPAY_RECONCILE_GRACE_MINUTES
-    have passed (then it expires). With `order_code` (/对账 <订单号>, staff): that order's
-    live and expired attempts, now. A paid answer is settled exactly like a notify."""
+    have passed (then it expires); with `every_live` (/对账, staff) every live attempt now.
+    With `order_code` (/对账 <订单号>): that order's live and expired attempts, now. A
+    paid answer is settled exactly like a notify."""
     now = now or utcnow()
     async with shop.database.read() as session:
         if order_code is None:
             to_ask = await payment_attempts.attempts_due(
-                session, shop.shop_id, now, RECONCILE_BATCH
+                session, shop.shop_id, now, RECONCILE_BATCH, every_live=every_live
             )
         else:
             order = await orders.get_order(session, shop.shop_id, order_code)

@@ -83,7 +83,7 @@ async def update_tracking(
             await notices.to_customer(
                 session,
                 order,
-                notices.tracking_update(order, event.text),
+                notices.tracking_update(order, event.text, event.state or None),
                 f"track:{event.key}",
                 now,
             )

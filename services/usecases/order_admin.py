@@ -1,19 +1,24 @@
 """What staff do to orders: list them all, decide customers' requests, refund, set the
-payment instructions, read the numbers. (Recording a payment: usecases/payments.py.)"""
+payment instructions, read the numbers, ask the payment gateway now (/对账). (Recording a
+payment: usecases/payments.py.)"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from config import PaymentProvider
 from models.tables import OrderLine, OrderRequest, OrderStatus, ShopOrder
 from models.types import utcnow
 
 from .. import notices, orders, stats
 from .. import shop as shop_row
 from ..actors import Caller
+from ..codes import normalise_code
 from ..context import ShopContext
+from ..errors import PaymentGatewayError
 from ..media import download_image
+from .epay import ReconcileReport, reconcile
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,15 @@ class RefundOutcome:
 class PaymentInfo:
     text: str
     has_qr: bool
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """What /对账 asked the gateway and what came of each payment attempt."""
+
+    automatic: bool  # False: PAYMENT_PROVIDER=manual, there is no gateway to ask
+    order_code: str | None  # the one order asked about; None: every attempt due
+    report: ReconcileReport = field(default_factory=lambda: ReconcileReport(()))
 
 
 async def list_orders(
@@ -127,3 +141,23 @@ async def shop_stats(
         return await stats.shop_stats(
             session, shop.shop_id, period, now or utcnow(), shop.settings.timezone
         )
+
+
+async def reconcile_payments(
+    shop: ShopContext,
+    caller: Caller,
+    order_code: str | None = None,
+    now: datetime | None = None,
+) -> Reconciliation:
+    """/对账 [订单号]: asks the EPay gateway now about one order's payment attempts (live
+    or expired), or about every live attempt due for its periodic check, and records
+    what was paid exactly as a notify would (customer and staff are told). With
+    PAYMENT_PROVIDER=manual there is nothing to ask."""
+    if shop.settings.payment_provider is not PaymentProvider.EPAY:
+        return Reconciliation(automatic=False, order_code=order_code)
+    gateway = shop.payment_gateway
+    if gateway is None:
+        raise PaymentGatewayError("", "PAYMENT_PROVIDER=epay but no gateway is configured")
+    code = normalise_code(order_code) if order_code is not None else None
+    report = await reconcile(shop, gateway, now or utcnow(), code, every_live=True)
+    return Reconciliation(automatic=True, order_code=code, report=report)

@@ -7,17 +7,17 @@ hears each step through the outbox."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from config import ShopSettings
 from models.tables import Ticket, TicketKind, TicketStatus
 from models.types import utcnow
-from services import aftersales, notices, orders
+from services import aftersales, notices, orders, safeguards
 from services.actors import Caller
 from services.aftersales import TicketDetail, Windows
 from services.context import ShopContext
-from services.media import download_image
+from services.media import download_images, load_image
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,18 @@ class OpenedTicket:
     ticket: Ticket
     order_code: str
     image_count: int
+
+
+@dataclass(frozen=True)
+class TicketView(TicketDetail):
+    """A ticket as /工单 shows it, with its evidence images' bytes when they may be shown."""
+
+    images: list[bytes] = field(default_factory=list)
+
+
+# At most this many evidence images go with one /工单 answer (each message has at most
+# aftersales.MAX_TICKET_IMAGES).
+SHOWN_IMAGES = 10
 
 
 @dataclass(frozen=True)
@@ -42,9 +54,10 @@ def _windows(settings: ShopSettings) -> Windows:
 
 async def _download_images(shop: ShopContext, image_urls: Sequence[str]) -> list[str]:
     """Evidence images are downloaded now, outside any transaction: QQ image URLs expire
-    within hours. Too many are refused before the first download."""
+    within hours. Too many are refused before the first download; the rest download
+    together, within one deadline for them all."""
     aftersales.check_image_count(len(image_urls))
-    return [await download_image(url, shop.data_dir) for url in image_urls]
+    return await download_images(image_urls, shop.data_dir)
 
 
 # --- customers ------------------------------------------------------------------------
@@ -65,6 +78,7 @@ async def open_ticket(
     now = now or utcnow()
     windows = _windows(shop.settings)
     async with shop.database.read() as session:
+        await safeguards.ensure_not_banned(session, shop.shop_id, caller.user_id)
         order = await orders.get_order(
             session, shop.shop_id, order_code, customer_id=caller.user_id
         )
@@ -84,6 +98,7 @@ async def open_ticket(
             notices.new_ticket_for_staff(ticket, order.code),
             "opened",
             now,
+            images,
         )
     return OpenedTicket(ticket, order.code, len(images))
 
@@ -94,14 +109,24 @@ async def my_tickets(shop: ShopContext, caller: Caller) -> list[tuple[Ticket, st
         return await aftersales.list_tickets(session, shop.shop_id, customer_id=caller.user_id)
 
 
-async def view_ticket(shop: ShopContext, caller: Caller, code: str) -> TicketDetail:
+async def view_ticket(shop: ShopContext, caller: Caller, code: str) -> TicketView:
     """A ticket with its messages and events; a customer asking about someone else's
-    ticket gets TicketNotFound, exactly as for a code that does not exist."""
+    ticket gets TicketNotFound, exactly as for a code that does not exist. In a private
+    chat the evidence images come along (the stored copies, first SHOWN_IMAGES); a group
+    never sees them."""
     async with shop.database.read() as session:
         ticket = await aftersales.get_ticket(
             session, shop.shop_id, code, customer_id=caller.own_only
         )
-        return await aftersales.ticket_detail(session, ticket)
+        detail = await aftersales.ticket_detail(session, ticket)
+    images: list[bytes] = []
+    if not caller.in_group:
+        paths = [path for message in detail.messages for path in aftersales.images_of(message)]
+        for path in paths[:SHOWN_IMAGES]:
+            data = load_image(path, shop.data_dir)
+            if data is not None:  # gone from disk (a backup restored without media)
+                images.append(data)
+    return TicketView(detail.ticket, detail.order_code, detail.messages, detail.events, images)
 
 
 async def leave_message(
@@ -116,6 +141,7 @@ async def leave_message(
     The ticket is looked up before any image is downloaded."""
     now = now or utcnow()
     async with shop.database.read() as session:
+        await safeguards.ensure_not_banned(session, shop.shop_id, caller.user_id)
         await aftersales.get_ticket(session, shop.shop_id, code, customer_id=caller.user_id)
     images = await _download_images(shop, image_urls)
     async with shop.database.write() as session:
@@ -130,6 +156,7 @@ async def leave_message(
             notices.ticket_message_for_staff(ticket, text or "[图片]"),
             f"message:{message.id}",
             now,
+            images,
         )
     return ticket
 

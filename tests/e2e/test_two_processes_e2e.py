@@ -57,10 +57,8 @@ async def test_clocks_run_in_one_process_and_move_when_it_stops(tmp_path: Path) 
     from tools.onebot_sim import OneBotSimulator
 
     first = BotProcess(tmp_path / "first", FAST_CLOCKS)
-    shared = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'first' / 'shop.db'}",
-        "DATA_DIR": str(tmp_path / "first" / "data"),
-    }
+    # Both on the test's database (tests/e2e/conftest.py), with one data directory.
+    shared = {"DATA_DIR": str(tmp_path / "first" / "data")}
     second = BotProcess(tmp_path / "second", {**FAST_CLOCKS, **shared})
     first.start()
     try:

@@ -459,3 +459,40 @@ def serve_images(bodies: dict[str, bytes]) -> Any:
             thread.join(5)
 
     return running()
+
+
+# --- EPay (tests/plugins/test_ordering.py, test_order_admin.py, test_clock_outbox.py) ---
+
+
+def epay_settings(settings: Any, gateway_url: str, **more: Any) -> Any:
+    """`settings` with PAYMENT_PROVIDER=epay on the fake gateway (tools/fake_epay.py)
+    serving at `gateway_url`; the shop opened with them has its gateway client."""
+    from config import ShopSettings
+    from tools.fake_epay import KEY, PID
+
+    return ShopSettings.model_validate(
+        {
+            **settings.model_dump(),
+            "payment_provider": "epay",
+            "epay_api_url": gateway_url,
+            "epay_pid": PID,
+            "epay_key": KEY,
+            **more,
+        }
+    )
+
+
+async def attempts_of(shop: Any, code: str) -> list[Any]:
+    """The payment attempts of an order, oldest first."""
+    from sqlalchemy import select
+
+    from models.tables import PaymentAttempt, ShopOrder
+
+    async with shop.database.read() as session:
+        rows = await session.execute(
+            select(PaymentAttempt)
+            .join(ShopOrder, ShopOrder.id == PaymentAttempt.order_id)  # type: ignore[arg-type]
+            .where(ShopOrder.code == code)
+            .order_by(PaymentAttempt.id)  # type: ignore[arg-type]
+        )
+        return list(rows.scalars())

@@ -62,6 +62,10 @@ def ticket_not_found(code: str) -> str:
     return f"没有找到工单 {code}。发 /售后 查看你的工单。"
 
 
+def ticket_not_found_for_staff(code: str) -> str:
+    return f"没有找到工单 {code}。发 /工单列表 查看全部工单。"
+
+
 def order_not_found(code: str) -> str:
     return f"没有找到订单 {code}。发 /订单 查看你的订单。"
 
@@ -348,7 +352,15 @@ async def test_open_ticket_keeps_two_attached_images(
         bodies["box.png"],
     ]
     assert all(path.startswith("media/") for path in paths)
-    await ask(app, say(chat, f"/工单 {ticket}"), "顾客：杯子有裂纹 [图片 2 张]")
+    # The images themselves come along in private; a group gets a pointer to private chat.
+    in_private = chat == "private"
+    await ask(
+        app,
+        say(chat, f"/工单 {ticket}"),
+        "顾客：杯子有裂纹 [图片 2 张]",
+        *(() if in_private else (f"图片不在群里显示，请私聊我发 /工单 {ticket} 查看。",)),
+        image=in_private,
+    )
 
 
 async def test_more_than_five_images_are_refused_before_any_download(
@@ -712,9 +724,12 @@ async def test_return_parcel_refusals(app: App, shop: ShopRuntime, chat: str) ->
         (f"/退货单号 {open_return} 顺丰 SF1234567890", refused("待处理")),
         (
             f"/退货单号 {approved} 火星快递 HX123456789",
-            f"不认识快递公司“火星快递”。可用：{KNOWN_CARRIERS}。",
+            f"不认识快递公司“火星快递”。可用：{KNOWN_CARRIERS}。\n{RETURN_USAGE}",
         ),
-        (f"/退货单号 {approved} 中通 12", "运单号应是 6 到 30 位字母或数字，而不是“12”。"),
+        (
+            f"/退货单号 {approved} 中通 12",
+            f"运单号应是 6 到 30 位字母或数字，而不是“12”。\n{RETURN_USAGE}",
+        ),
         (f"/退货单号 {approved} 中通", f"缺少运单号。\n{RETURN_USAGE}"),
         (f"/退货单号 {refunded} 中通 ZT123456789", refused("已退款")),
         (f"/退货单号 {complaint} 中通 ZT123456789", refused("已同意")),
@@ -810,7 +825,7 @@ async def test_staff_reply_reaches_the_customer(app: App, shop: ShopRuntime, cha
         app,
         (answer, Says(answer, exact=f"已发送给顾客。工单号：{ticket}")),
         (empty, Says(empty, exact=f"缺少内容。\n{REPLY_USAGE}")),
-        (unknown, Says(unknown, exact=ticket_not_found(MISSING))),
+        (unknown, Says(unknown, exact=ticket_not_found_for_staff(MISSING))),
     )
     assert await ticket_notices(shop, ticket) == [
         (
@@ -880,7 +895,7 @@ async def test_approve_refund_over_the_cap_changes_nothing(
             f"/同意 {ticket} 1.234",
             f"金额应是以元为单位的数字，最多两位小数（如 10 或 9.9），而不是“1.234”。\n{APPROVE_USAGE}",
         ),
-        (f"/同意 {MISSING}", ticket_not_found(MISSING)),
+        (f"/同意 {MISSING}", ticket_not_found_for_staff(MISSING)),
     ]
     await exchange(app, *((say(chat, text, OWNER_ID), answer) for text, answer in steps))
     assert await snapshot(shop) == before
@@ -1024,7 +1039,7 @@ async def test_complete_refusals(app: App, shop: ShopRuntime, chat: str) -> None
         (f"/完成 {open_return}", refused("待处理")),
         (f"/完成 {refunded}", refused("已退款")),
         (f"/完成 {withdrawn}", refused("已撤销")),
-        (f"/完成 {MISSING}", ticket_not_found(MISSING)),
+        (f"/完成 {MISSING}", ticket_not_found_for_staff(MISSING)),
     ]
     await exchange(app, *((say(chat, text, OWNER_ID), answer) for text, answer in steps))
     assert await snapshot(shop) == before

@@ -161,7 +161,7 @@ async def test_detail_sold_out_variant(app: App, demo_shop: Any) -> None:
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
-        ("/详情", ("缺少商品编号", "用法：/详情 <商品编号>，例如 /详情 12")),
+        ("/详情", ("缺少商品编号", "用法：/详情 <商品编号>，例如 /详情 1")),
         ("/详情 abc", ("商品编号应是 1 到 9 位数字",)),
         ("/详情 99", ("没有编号为 99 的在售商品",)),
         ("/详情 0", ("商品编号应是 1 到 9 位数字",)),

@@ -1,10 +1,12 @@
 """The clocks plugin: tick() (unpaid expiry, payment reminders, automatic approval of
-cancellation requests, expired summaries) and dispatch_once() (the paced outbox sender)
-against a fake OneBot v11 bot with nonebug's app.test_api()."""
+cancellation requests, expired summaries, EPay reconciliation against the fake gateway
+over real HTTP) and dispatch_once() (the paced outbox sender) against a fake OneBot v11
+bot with nonebug's app.test_api()."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,8 +18,11 @@ from tests.conftest import CUSTOMER_ID, GROUP_ID, OWNER_ID
 from tests.fake import SELF_ID, Says, private
 from tests.plugins.helpers import (
     OFFICE,
+    PROXY_VARIABLES,
+    attempts_of,
     converse,
     drafts_of,
+    epay_settings,
     get_order_row,
     orders_of,
     outbox_rows,
@@ -31,8 +36,11 @@ from tests.plugins.helpers import (
     set_order_fields,
     stock_of,
 )
+from tools.bot_process import free_port
+from tools.fake_epay import KEY, PID, FakeEpay, NotifyMode
 
 if TYPE_CHECKING:
+    from config import ShopSettings
     from plugins._common.runtime import ShopRuntime
 
 
@@ -259,7 +267,9 @@ async def test_tick_purges_expired_summaries_and_confirm_is_then_ignored(
     assert await drafts_of(shop) == []
     assert not shop.drafts
     confirm = private("确认", CUSTOMER_ID)
-    await converse(app, (confirm, None))
+    # Nothing waits any more: the private chat says so, and no order is placed.
+    stale = "没有等待确认的订单：已经提交或已超时。发 /订单 查看你的订单。"
+    await converse(app, (confirm, Says(confirm, exact=stale)))
     assert await orders_of(shop) == []
 
 
@@ -322,6 +332,148 @@ async def test_tick_without_a_running_shop_does_nothing(
     monkeypatch.setattr(plugins.clocks, "current_runtime", lambda: None)
     await tick()
     assert (await get_order_row(shop, code)).status == "pending_payment"
+
+
+# --- tick(): EPay reconciliation --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fake_epay() -> Iterator[FakeEpay]:
+    # Its notifies are lost on purpose (NotifyMode.DROP): the clock finds the payments.
+    server = FakeEpay(retry_delays=(0.0,))
+    with server.running():
+        yield server
+
+
+@pytest.fixture
+def settings(settings: ShopSettings, request: pytest.FixtureRequest) -> ShopSettings:
+    """conftest's settings; for a test that takes `epay`, PAYMENT_PROVIDER=epay on the
+    fake gateway, so the shop runtime (conftest's `shop`) opens with its gateway client."""
+    if "epay" not in request.fixturenames:
+        return settings
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return epay_settings(settings, request.getfixturevalue("fake_epay").url)
+
+
+@pytest.fixture
+def epay(shop: ShopRuntime, fake_epay: FakeEpay) -> FakeEpay:
+    assert shop.shop.payment_gateway is not None
+    return fake_epay
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    from nonebot import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="INFO")
+    yield lines
+    logger.remove(sink)
+
+
+async def started_payment(shop: ShopRuntime, code: str) -> str:
+    """The customer asked /付款 for the order: its out_trade_no at the gateway."""
+    from services.actors import Caller
+    from services.staff import Role
+    from services.usecases import buying
+    from services.usecases.epay import PaymentLink
+
+    link = await buying.pay_order(shop.shop, Caller(CUSTOMER_ID, None, Role.CUSTOMER), code)
+    assert isinstance(link, PaymentLink)
+    return link.out_trade_no
+
+
+async def attempts_due_now(shop: ShopRuntime) -> None:
+    """EPAY_RECONCILE_MINUTES have passed: every live attempt is due for a check."""
+    from sqlalchemy import update
+
+    from models.tables import PaymentAttempt
+
+    async with shop.database.write() as session:
+        await session.execute(
+            update(PaymentAttempt)
+            .where(PaymentAttempt.state == "live")  # type: ignore[arg-type]
+            .values(next_check_at=now() - timedelta(seconds=1))
+        )
+
+
+async def test_tick_finds_a_lost_notify_and_the_customer_is_told(
+    app: App, shop: ShopRuntime, epay: FakeEpay, log_lines: list[str]
+) -> None:
+    from models.tables import Payment
+
+    code = await seed_order(shop, CUSTOMER_ID)
+    out_trade_no = await started_payment(shop, code)
+    epay.pay(out_trade_no, NotifyMode.DROP)  # paid; the notify never arrives
+    await tick()  # not due for a check yet
+    assert (await get_order_row(shop, code)).status == "pending_payment"
+    await attempts_due_now(shop)
+    await tick()
+    order = await get_order_row(shop, code)
+    assert (order.status, order.paid_fen) == ("paid", 3990)
+    [payment] = await rows_of(shop, Payment)
+    assert (payment.provider, payment.reference) == ("epay", epay.payments[out_trade_no].trade_no)
+    [attempt] = await attempts_of(shop, code)
+    assert (attempt.state, attempt.next_check_at) == ("paid", None)
+    [line] = [line for line in log_lines if "payments:" in line]
+    assert f"recorded ['{code}']" in line and KEY not in line
+    # The customer hears through the outbox, staff get an order to ship.
+    customer = f"订单号：{code} 已确认收款 ¥39.90，我们会尽快发货。"
+    staff = f"订单号：{code} 已付款 ¥39.90，顾客 {CUSTOMER_ID}，请尽快发货：/发货 {code} <快递公司> <运单号>"
+    async with fake_bot(app) as (ctx, bot):
+        ctx.should_call_api(
+            "send_private_msg", private_call(CUSTOMER_ID, customer), result={"message_id": 1}
+        )
+        ctx.should_call_api(
+            "send_private_msg", private_call(OWNER_ID, staff), result={"message_id": 2}
+        )
+        assert await dispatch(shop, bot) == 2
+    await tick()  # asked once: nothing more happens
+    assert len(await rows_of(shop, Payment)) == 1 and len(await outbox_rows(shop)) == 2
+
+
+async def test_an_unreachable_gateway_stops_no_other_clock_job(
+    shop: ShopRuntime, epay: FakeEpay, log_lines: list[str]
+) -> None:
+    from services.epay import EpayGateway
+
+    code = await seed_order(shop, CUSTOMER_ID)
+    await started_payment(shop, code)
+    await attempts_due_now(shop)
+    stale = await seed_order(shop, CUSTOMER_ID)
+    await expire(shop, stale)
+    live = shop.shop.payment_gateway
+    dead = EpayGateway(f"http://127.0.0.1:{free_port()}/", PID, KEY, timeout=2.0)
+    shop.shop.payment_gateway = dead
+    try:
+        await tick()
+    finally:
+        shop.shop.payment_gateway = live
+        await dead.aclose()
+    assert (await get_order_row(shop, stale)).status == "cancelled"  # the order clock ran
+    [attempt] = await attempts_of(shop, code)
+    assert attempt.state == "live" and attempt.next_check_at > now()  # asked again later
+    [line] = [line for line in log_lines if "payments:" in line]
+    assert "unreachable 1" in line
+    assert all(KEY not in line for line in log_lines)
+
+
+async def test_a_failing_clock_job_does_not_stop_reconciliation(
+    shop: ShopRuntime, epay: FakeEpay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import plugins.clocks
+
+    async def exploded(runtime: Any, moment: Any) -> None:
+        raise RuntimeError("order clock exploded")
+
+    monkeypatch.setattr(plugins.clocks, "_order_clocks", exploded)
+    code = await seed_order(shop, CUSTOMER_ID)
+    epay.pay(await started_payment(shop, code), NotifyMode.DROP)
+    await attempts_due_now(shop)
+    await tick()
+    assert (await get_order_row(shop, code)).status == "paid"
 
 
 # --- dispatch_once() -----------------------------------------------------------------------

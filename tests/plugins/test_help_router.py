@@ -67,7 +67,7 @@ async def test_help_for_one_command(app: App, shop: Any) -> None:
         app,
         private("/帮助 详情", CUSTOMER_ID),
         "/详情：商品描述、图片、各规格价格和库存",
-        "用法：/详情 <商品编号>，例如 /详情 12",
+        "用法：/详情 <商品编号>，例如 /详情 1",
         "也可以用：/item",
     )
     await ask(app, private("/帮助 /item", CUSTOMER_ID), "/详情：")
@@ -75,7 +75,8 @@ async def test_help_for_one_command(app: App, shop: Any) -> None:
 
 async def test_help_unknown_or_forbidden_command(app: App, shop: Any) -> None:
     await ask(app, private("/帮助 飞翔", CUSTOMER_ID), "没有“飞翔”这个命令")
-    await ask(app, private("/帮助 店员", CUSTOMER_ID), "没有“店员”这个命令")
+    # It exists, as /店员 itself answers: not for this asker.
+    await ask(app, private("/帮助 店员", CUSTOMER_ID), "无权限：/店员 是店主命令")
 
 
 async def test_private_chat_prefix_optional_group_prefix_required(app: App, shop: Any) -> None:
@@ -97,7 +98,10 @@ async def test_disabled_group_is_silent_even_for_owner(app: App, shop: Any) -> N
 async def test_unknown_command(app: App, shop: Any) -> None:
     await enable_group(shop)
     await ask(app, private("/飞翔", CUSTOMER_ID), "没有“飞翔”这个命令", "/帮助")
-    await silent(app, private("随便聊聊", CUSTOMER_ID))
+    # A sentence in a private chat gets a hint (tests/plugins/test_newcomer.py), in a
+    # group nothing.
+    await ask(app, private("随便聊聊", CUSTOMER_ID), exact="没看懂这句话。发 /帮助 查看命令。")
+    await silent(app, group("随便聊聊", CUSTOMER_ID, GROUP_ID))
     # Another bot's command in a shared group is not ours to answer.
     await silent(app, group("/roll 100", CUSTOMER_ID, GROUP_ID))
 

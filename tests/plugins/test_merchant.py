@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 
 NO_PERMISSION = "无权限：这是店主/店员命令。发 /帮助 查看你可用的命令。"
 NEW_USAGE = "用法：/新品 <名称> <价格> <库存> [分类]，例如 /新品 冷萃咖啡 39.9 50 咖啡"
-VARIANT_USAGE = "用法：/规格 <商品编号> <规格名> <价格> <库存>，例如 /规格 12 500g 109 20"
-PRICE_USAGE = "用法：/改价 <规格编号> <价格>，例如 /改价 12-2 99.9"
-STOCK_USAGE = "用法：/库存 <规格编号> <+N|-N|N>，例如 /库存 12-2 +20"
-DESCRIBE_USAGE = "用法：/描述 <商品编号> <文字>（可附一张图片），例如 /描述 12 中度烘焙，坚果风味"
-CATEGORY_USAGE = "用法：/设分类 <商品编号> <分类>，例如 /设分类 12 咖啡"
-NO_REASON_USAGE = "用法：/无理由 <商品编号> <开|关>，例如 /无理由 12 关"
+VARIANT_USAGE = "用法：/规格 <商品编号> <规格名> <价格> <库存>，例如 /规格 2 24杯装 69 20"
+PRICE_USAGE = "用法：/改价 <规格编号> <价格>，例如 /改价 1-2 99.9"
+STOCK_USAGE = "用法：/库存 <规格编号> <+N|-N|N>，例如 /库存 1-2 +20"
+DESCRIBE_USAGE = "用法：/描述 <商品编号> <文字>（可附一张图片），例如 /描述 1 中度烘焙，坚果风味"
+CATEGORY_USAGE = "用法：/设分类 <商品编号> <分类>，例如 /设分类 3 器具"
+NO_REASON_USAGE = "用法：/无理由 <商品编号> <开|关>，例如 /无理由 2 关"
 
 CHATS = ("private", "group")
 
@@ -765,7 +765,7 @@ async def test_delist_rejects_bad_input(
 ) -> None:
     await seed_item(shop)
     await ask(
-        app, say(chat, f"/下架 {args}".rstrip()), reason, "用法：/下架 <商品编号>，例如 /下架 12"
+        app, say(chat, f"/下架 {args}".rstrip()), reason, "用法：/下架 <商品编号>，例如 /下架 4"
     )
     assert (await detail(shop, 1)).item.listed is True
 

@@ -1,9 +1,11 @@
-"""Merchant order commands: /订单列表 /收款 /审核 /退款 /设置收款 — in a private chat and
-in an enabled group; customers get 无权限 and change nothing."""
+"""Merchant order commands: /订单列表 /收款 /对账 /审核 /退款 /设置收款 — in a private chat
+and in an enabled group; customers get 无权限 and change nothing. /对账 asks the fake EPay
+gateway over real HTTP."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +19,10 @@ from tests.plugins.helpers import (
     PROXY_VARIABLES,
     Grab,
     add_staff,
+    attempts_of,
     converse,
     enable_group,
+    epay_settings,
     get_order_row,
     outbox_rows,
     pay_order,
@@ -32,8 +36,11 @@ from tests.plugins.helpers import (
     set_stock,
     stock_of,
 )
+from tools.bot_process import free_port
+from tools.fake_epay import KEY, PID, FakeEpay, NotifyMode
 
 if TYPE_CHECKING:
+    from config import ShopSettings
     from plugins._common.runtime import ShopRuntime
 
 NO_PERMISSION = "无权限：这是店主/店员命令。发 /帮助 查看你可用的命令。"
@@ -135,6 +142,8 @@ async def snapshot(shop: ShopRuntime) -> dict[str, list[dict[str, Any]]]:
         "/refund {paid} 10 少发",
         "/设置收款 转账到 6222 0000",
         "/payinfo 改成我的收款码",
+        "/对账",
+        "/reconcile {unpaid}",
     ],
 )
 async def test_customers_get_no_permission_and_nothing_changes(
@@ -294,7 +303,7 @@ async def test_record_payment_refusals(app: App, shop: ShopRuntime, chat: str) -
     missing = "23456789AB"
     steps = [
         (say(chat, f"/收款 {cancelled}"), "订单已取消，不能收款。"),
-        (say(chat, f"/收款 {missing}"), f"没有找到订单 {missing}。发 /订单 查看你的订单。"),
+        (say(chat, f"/收款 {missing}"), f"没有找到订单 {missing}。发 /订单列表 查看全部订单。"),
         (
             say(chat, "/收款 1234"),
             "订单号是 10 位字母和数字（下单回复里的“订单号：…”），而不是“1234”。\n用法：/收款 <订单号>，例如 /收款 2K7QH9M3XA",
@@ -453,7 +462,10 @@ async def test_review_refusals(app: App, shop: ShopRuntime, chat: str) -> None:
             f"决定应是 同意、拒绝、approve、reject 之一，而不是“可以”。\n{REVIEW_USAGE}",
         ),
         (say(chat, f"/审核 {code}"), f"缺少决定。\n{REVIEW_USAGE}"),
-        (say(chat, "/审核 23456789AB 同意"), "没有找到订单 23456789AB。发 /订单 查看你的订单。"),
+        (
+            say(chat, "/审核 23456789AB 同意"),
+            "没有找到订单 23456789AB。发 /订单列表 查看全部订单。",
+        ),
     ]
     await converse(app, *((e, Says(e, exact=text)) for e, text in steps))
 
@@ -687,3 +699,184 @@ async def test_full_refund_closes_a_pending_cancellation_request(
     assert [(r.kind, r.status) for r in await rows_of(shop, OrderRequest)] == [
         ("cancel", "approved")
     ]
+
+
+# --- /对账 ----------------------------------------------------------------------------
+
+RECONCILE_USAGE = "用法：/对账 [订单号]，例如 /对账 2K7QH9M3XA"
+
+
+@pytest.fixture(scope="module")
+def fake_epay() -> Iterator[FakeEpay]:
+    # Its notifies are lost on purpose (NotifyMode.DROP): /对账 finds the payments.
+    server = FakeEpay(retry_delays=(0.0,))
+    with server.running():
+        yield server
+
+
+@pytest.fixture
+def settings(settings: ShopSettings, request: pytest.FixtureRequest) -> ShopSettings:
+    """conftest's settings; for a test that takes `epay`, PAYMENT_PROVIDER=epay on the
+    fake gateway, so the shop runtime (conftest's `shop`) opens with its gateway client."""
+    if "epay" not in request.fixturenames:
+        return settings
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return epay_settings(settings, request.getfixturevalue("fake_epay").url)
+
+
+@pytest.fixture
+def epay(shop: ShopRuntime, fake_epay: FakeEpay) -> FakeEpay:
+    assert shop.shop.payment_gateway is not None
+    return fake_epay
+
+
+async def started_payment(shop: ShopRuntime, code: str) -> str:
+    """The customer asked /付款 for the order: its out_trade_no at the gateway."""
+    from services.actors import Caller
+    from services.staff import Role
+    from services.usecases import buying
+    from services.usecases.epay import PaymentLink
+
+    link = await buying.pay_order(shop.shop, Caller(CUSTOMER_ID, None, Role.CUSTOMER), code)
+    assert isinstance(link, PaymentLink)
+    return link.out_trade_no
+
+
+async def attempts_due_now(shop: ShopRuntime) -> None:
+    """Moves every live attempt's next check into the past."""
+    from sqlalchemy import update
+
+    from models.tables import PaymentAttempt
+    from models.types import utcnow
+
+    async with shop.database.write() as session:
+        await session.execute(
+            update(PaymentAttempt)
+            .where(PaymentAttempt.state == "live")  # type: ignore[arg-type]
+            .values(next_check_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+async def test_reconcile_finds_a_lost_notify_and_records_the_payment(
+    app: App, shop: ShopRuntime, chat: str, epay: FakeEpay
+) -> None:
+    from models.tables import Payment
+
+    code = await seed_order(shop, CUSTOMER_ID)
+    out_trade_no = await started_payment(shop, code)
+    epay.pay(out_trade_no, NotifyMode.DROP)  # paid, but the notify never arrives
+    ask_now = say(chat, f"/对账 {code.lower()}", STAFF_ID)
+    again = say(chat, f"/reconcile {code}")
+    await converse(
+        app,
+        (
+            ask_now,
+            Says(
+                ask_now,
+                exact=f"对账完成：查询了 1 笔付款：已到账并记录 1 笔。\n"
+                f"订单号：{code}（付款单 {out_trade_no}）：已到账并记录",
+            ),
+        ),
+        (
+            again,
+            Says(
+                again,
+                exact=f"订单号：{code} 没有可查询的在线付款（顾客还没有发 /付款，或付款已处理完）。",
+            ),
+        ),
+    )
+    order = await get_order_row(shop, code)
+    assert (order.status, order.paid_fen) == ("paid", 3990)
+    [payment] = await rows_of(shop, Payment)
+    assert (payment.provider, payment.reference) == ("epay", epay.payments[out_trade_no].trade_no)
+    # The customer hears that the money arrived, staff that there is an order to ship.
+    assert await customer_notices(shop, code) == [
+        (
+            "private",
+            CUSTOMER_ID,
+            [
+                {
+                    "type": "text",
+                    "data": {"text": f"订单号：{code} 已确认收款 ¥39.90，我们会尽快发货。"},
+                }
+            ],
+        )
+    ]
+    staff_rows = [
+        r for r in await outbox_rows(shop) if r.dedupe_key.startswith(f"order:{code}:paid:staff:")
+    ]
+    assert sorted(r.target_id for r in staff_rows) == [OWNER_ID, STAFF_ID]
+    assert all(f"/发货 {code}" in text_of(json.loads(r.segments)) for r in staff_rows)
+
+
+async def test_reconcile_without_an_order_asks_about_every_live_payment_now(
+    app: App, shop: ShopRuntime, chat: str, epay: FakeEpay
+) -> None:
+    nothing_live = say(chat, "/对账")
+    await ask(
+        app,
+        nothing_live,
+        exact="现在没有等待付款的在线付款单。（平时每 2 分钟自动查询一次；已过期的付款单可用 /对账 <订单号> 再查）",
+    )
+    code = await seed_order(shop, CUSTOMER_ID)
+    out_trade_no = await started_payment(shop, code)
+    # Not yet due for the clock's check: staff asking still asks the gateway now.
+    unpaid = say(chat, "/对账")
+    await ask(
+        app,
+        unpaid,
+        exact=f"对账完成：查询了 1 笔付款：未付款 1 笔。\n订单号：{code}（付款单 {out_trade_no}）：未付款",
+    )
+    [attempt] = await attempts_of(shop, code)
+    assert attempt.state == "live" and attempt.checked_at is not None
+    # The gateway cannot be reached: said so, and the attempt is asked about again later.
+    from services.epay import EpayGateway
+
+    await attempts_due_now(shop)
+    live = shop.shop.payment_gateway
+    dead = EpayGateway(f"http://127.0.0.1:{free_port()}/", PID, KEY, timeout=2.0)
+    shop.shop.payment_gateway = dead
+    try:
+        down = say(chat, "/对账")
+        await ask(
+            app,
+            down,
+            exact=f"对账完成：查询了 1 笔付款：网关无法访问 1 笔。\n"
+            f"订单号：{code}（付款单 {out_trade_no}）：网关无法访问",
+        )
+    finally:
+        shop.shop.payment_gateway = live
+        await dead.aclose()
+    assert (await get_order_row(shop, code)).status == "pending_payment"
+    assert [a.state for a in await attempts_of(shop, code)] == ["live"]
+
+
+async def test_reconcile_refusals(app: App, shop: ShopRuntime, chat: str, epay: FakeEpay) -> None:
+    code = await seed_order(shop, CUSTOMER_ID)
+    await started_payment(shop, code)
+    steps = [
+        (say(chat, f"/对账 {code}", CUSTOMER_ID), NO_PERMISSION),
+        (say(chat, "/对账 2K7QH9M3XA"), "没有找到订单 2K7QH9M3XA。发 /订单列表 查看全部订单。"),
+        (
+            say(chat, "/对账 abc"),
+            f"订单号是 10 位字母和数字（下单回复里的“订单号：…”），而不是“ABC”。\n{RECONCILE_USAGE}",
+        ),
+    ]
+    await converse(app, *((e, Says(e, exact=text)) for e, text in steps))
+    assert (await get_order_row(shop, code)).status == "pending_payment"
+
+
+async def test_reconcile_with_the_manual_provider_says_what_it_needs(
+    app: App, shop: ShopRuntime, chat: str
+) -> None:
+    before = await snapshot(shop)
+    event = say(chat, "/对账")
+    await ask(
+        app,
+        event,
+        exact="自动对账需要在线支付：设置 PAYMENT_PROVIDER=epay 并配置易支付网关。"
+        "现在是手动收款，到账后请用 /收款 <订单号> 确认。",
+    )
+    assert await snapshot(shop) == before

@@ -1,10 +1,13 @@
 """Customer ordering commands: the cart, /下单 and /结算 through the 确认 dialogue,
-/地址, /订单, /付款, /修改, /取消 — in a private chat and in an enabled group."""
+/地址, /订单, /付款 (manual, and online through the fake EPay gateway over real HTTP),
+/修改, /取消 — in a private chat and in an enabled group."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from nonebug import App
@@ -22,13 +25,14 @@ from tests.plugins.helpers import (
     HOME,
     OFFICE,
     PROXY_VARIABLES,
-    SILENT,
     Grab,
     add_staff,
+    attempts_of,
     converse,
     delist,
     drafts_of,
     enable_group,
+    epay_settings,
     get_order_row,
     lines_of,
     order_code_in,
@@ -46,8 +50,11 @@ from tests.plugins.helpers import (
     stock_of,
     variant_id_of,
 )
+from tools.bot_process import free_port
+from tools.fake_epay import KEY, PID, FakeEpay, NotifyMode
 
 if TYPE_CHECKING:
+    from config import ShopSettings
     from plugins._common.runtime import ShopRuntime
 
 CHATS = ("private", "group")
@@ -55,7 +62,7 @@ PROMPT = '回复"确认"提交订单，回复"取消"放弃（5 分钟内有效�
 FULL_ADDRESS = "张三 13800001111 浙江省杭州市西湖区文三路 1 号"
 MASKED_ADDRESS = "张* 138****1111 浙江省杭州市"
 EXPIRED = "订单确认已超时，请重新发 /下单 或 /结算。"
-ADD_USAGE = "用法：/加购 <规格编号> [数量]，例如 /加购 12-2 3"
+ADD_USAGE = "用法：/加购 <规格编号> [数量]，例如 /加购 1-2 3"
 ADDRESS_USAGE = (
     "用法：/地址 [添加 <姓名> <手机号> <详细地址> | 默认 <序号> | 删除 <序号>]，"
     "例如 /地址 添加 张三 13800001111 浙江省杭州市西湖区文三路 1 号"
@@ -254,7 +261,7 @@ async def test_remove_and_clear(app: App, shop: ShopRuntime, chat: str) -> None:
         app,
         (remove, Says(remove, exact="已从购物车移出：1-2 云南小粒咖啡豆（500g）")),
         (missing, Says(missing, exact="购物车里没有 3。发 /购物车 查看。")),
-        (bad, Says(bad, "规格编号应像 12 或 12-2", "用法：/移出 <规格编号>，例如 /移出 12-2")),
+        (bad, Says(bad, "规格编号应像 12 或 12-2", "用法：/移出 <规格编号>，例如 /移出 1-2")),
         (clear, Says(clear, exact="已清空购物车（2 项）。")),
         (again, Says(again, exact="购物车本来就是空的。")),
         (after, Says(after, "购物车是空的")),
@@ -338,6 +345,17 @@ async def test_buy_alias_default_quantity_and_prefixed_confirm(
     assert await stock_of(shop, 2) == 49
 
 
+# A 确认 with no summary waiting: in a private chat the shop says so (once a minute), in a
+# group it stays silent (the router does not take it).
+STRAY_CONFIRM = "没有等待确认的订单：已经提交或已超时。发 /订单 查看你的订单。"
+
+
+def stray(event: Any) -> Any:
+    from nonebot.adapters.onebot.v11 import GroupMessageEvent
+
+    return None if isinstance(event, GroupMessageEvent) else Says(event, exact=STRAY_CONFIRM)
+
+
 async def test_discard_drops_the_summary(app: App, shop: ShopRuntime, chat: str) -> None:
     await save_address(shop, CUSTOMER_ID)
     buy = say(chat, "/下单 2 2")
@@ -347,7 +365,7 @@ async def test_discard_drops_the_summary(app: App, shop: ShopRuntime, chat: str)
         app,
         (buy, Says(buy, PROMPT)),
         (discard, Says(discard, exact="已放弃本次下单。")),
-        (late, None),
+        (late, stray(late)),
     )
     assert await orders_of(shop) == []
     assert await drafts_of(shop) == []
@@ -388,7 +406,7 @@ async def test_confirming_in_another_chat_creates_nothing(
     }
     buy = chats[started]("/下单 2")
     elsewhere = chats[confirmed]("确认")
-    await converse(app, (buy, Says(buy, PROMPT)), (elsewhere, None))
+    await converse(app, (buy, Says(buy, PROMPT)), (elsewhere, stray(elsewhere)))
     assert await orders_of(shop) == []
     assert len(await drafts_of(shop)) == 1
     assert await stock_of(shop, 2) == 50
@@ -403,7 +421,7 @@ async def test_double_confirm_creates_one_order(app: App, shop: ShopRuntime, cha
         app,
         (buy, Says(buy, PROMPT)),
         (first, Says(first, "下单成功！订单号：")),
-        (second, None),  # nothing pending any more: ordinary chatter
+        (second, stray(second)),  # nothing pending any more
     )
     assert len(await orders_of(shop)) == 1
     assert await stock_of(shop, 3) == 7
@@ -449,7 +467,7 @@ async def test_short_confirm_timeout_from_settings(app: App, shop: ShopRuntime, 
         ("/下单 4", "库存不足：“玻璃分享壶”已售罄。"),
         ("/下单 6", "没有编号为 6 的在售商品。发 /商品 查看在售商品。"),
         ("/下单 5", "商品 5 有 3 个规格，请写明规格编号，如 5-1。发 /详情 5 查看。"),
-        ("/下单", "缺少规格编号。\n用法：/下单 <规格编号> [数量] [备注]，例如 /下单 12-2 3"),
+        ("/下单", "缺少规格编号。\n用法：/下单 <规格编号> [数量] [备注]，例如 /下单 1-2 3"),
         (
             "/下单 2 0",
             "数量应是 1 到 999 的整数，而不是“0”。\n用法：/下单 <规格编号> [数量] [备注]",
@@ -464,7 +482,7 @@ async def test_buy_refusals_leave_no_draft(
     await delist(shop, 6)
     buy = say(chat, text)
     confirm = say(chat, "确认")
-    await converse(app, (buy, Says(buy, expected)), (confirm, None))
+    await converse(app, (buy, Says(buy, expected)), (confirm, stray(confirm)))
     assert await drafts_of(shop) == []
     assert await orders_of(shop) == []
     assert await stock_of(shop, 5, 3) == 3
@@ -487,7 +505,7 @@ async def test_stock_gone_between_summary_and_confirm(
                 confirm, exact="库存不足：“挂耳咖啡（40片装）”只剩 1 件，不够 3 件。可以少买一点。"
             ),
         ),
-        (again, None),
+        (again, stray(again)),
     )
     assert await orders_of(shop) == []
     assert await drafts_of(shop) == []
@@ -683,8 +701,8 @@ async def test_bad_address_line_keeps_the_draft_waiting(app: App, shop: ShopRunt
                 "张三 13800001111 浙江省杭州市西湖区文三路 1 号",
             ),
         ),
-        # A line without a phone number is chatter, not an address attempt: no reply.
-        (short, SILENT),
+        # A line without a phone number is no address attempt: the private chat's hint.
+        (short, Says(short, exact="没看懂这句话。发 /帮助 查看命令。")),
     )
     assert await addresses_of(shop) == []
     [draft] = await drafts_of(shop)
@@ -961,11 +979,10 @@ async def test_malformed_order_code_shows_usage(app: App, shop: ShopRuntime, cha
 
 async def test_pay_without_payment_info(app: App, shop: ShopRuntime, chat: str) -> None:
     code = await seed_order(shop, CUSTOMER_ID, ((2, 1, 3),))
-    await ask(
-        app,
-        say(chat, f"/付款 {code}"),
-        exact=f"订单号：{code}\n应付：¥119.70\n店主还没有设置付款方式，请联系店主。\n付款后店主确认收款即可发货。",
-    )
+    text = f"订单号：{code}\n应付：¥119.70\n店主还没有设置付款方式，请联系店主。\n付款后店主确认收款即可发货。"
+    # A method named with the manual provider changes nothing: the shop's instructions.
+    events = (say(chat, f"/付款 {code}"), say(chat, f"/付款 {code} 微信"))
+    await converse(app, *((e, Says(e, exact=text)) for e in events))
 
 
 async def test_pay_shows_instructions_and_qr(
@@ -999,9 +1016,195 @@ async def test_pay_refusals(app: App, shop: ShopRuntime, chat: str) -> None:
             f"订单号：{cancelled} 已取消，不能付款。需要的话请重新下单。",
         ),
         (say(chat, f"/付款 {theirs}"), f"没有找到订单 {theirs}。发 /订单 查看你的订单。"),
-        (say(chat, "/付款"), "缺少订单号。\n用法：/付款 <订单号>，例如 /付款 2K7QH9M3XA"),
+        (say(chat, "/付款"), f"缺少订单号。\n{PAY_USAGE}"),
     ]
     await converse(app, *((e, Says(e, exact=text)) for e, text in steps))
+
+
+# --- /付款 with PAYMENT_PROVIDER=epay -----------------------------------------------------
+
+PAY_USAGE = "用法：/付款 <订单号> [支付宝|微信|QQ]，例如 /付款 2K7QH9M3XA"
+
+
+@pytest.fixture(scope="module")
+def fake_epay() -> Iterator[FakeEpay]:
+    # Its notifies are handed to the bot by the tests themselves (NotifyMode.DROP).
+    server = FakeEpay(retry_delays=(0.0,))
+    with server.running():
+        yield server
+
+
+@pytest.fixture
+def settings(settings: ShopSettings, request: pytest.FixtureRequest) -> ShopSettings:
+    """conftest's settings; for a test that takes `epay`, PAYMENT_PROVIDER=epay on the
+    fake gateway, so the shop runtime (conftest's `shop`) opens with its gateway client."""
+    if "epay" not in request.fixturenames:
+        return settings
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return epay_settings(settings, request.getfixturevalue("fake_epay").url)
+
+
+@pytest.fixture
+def epay(shop: ShopRuntime, fake_epay: FakeEpay) -> FakeEpay:
+    """The fake gateway of this test's epay shop."""
+    assert shop.shop.payment_gateway is not None
+    return fake_epay
+
+
+def shop_time(moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d %H:%M")
+
+
+async def test_pay_online_shows_the_amount_link_expiry_and_qr(
+    app: App, shop: ShopRuntime, chat: str, epay: FakeEpay
+) -> None:
+    code = await seed_order(shop, CUSTOMER_ID)
+    order = await get_order_row(shop, code)
+    first = say(chat, f"/付款 {code}")
+    shown = Grab(
+        first,
+        f"订单号：{code}\n应付：¥39.90（支付宝）\n付款链接：{epay.url}submit/",
+        f"请在 {shop_time(order.expires_at)} 前付款，超时自动取消。",
+        "到账后会自动通知你",
+        image=True,
+    )
+    await converse(app, (first, shown))
+    [attempt] = await attempts_of(shop, code)
+    assert (attempt.out_trade_no, attempt.type, attempt.amount_fen, attempt.state) == (
+        f"{code}-1",
+        "alipay",
+        3990,
+        "live",
+    )
+    assert f"付款链接：{attempt.pay_url}\n" in shown.text
+    assert epay.payments[f"{code}-1"].money == "39.90"
+    # Asked again: the same link; another method: its own attempt at the gateway.
+    again = say(chat, f"/pay {code.lower()}")
+    wechat = say(chat, f"/付款 {code} 微信")
+    qq = say(chat, f"/pay {code} qqpay")
+    await converse(
+        app,
+        (again, Says(again, f"付款链接：{attempt.pay_url}\n", image=True)),
+        (wechat, Says(wechat, "应付：¥39.90（微信）", "用微信扫描二维码", image=True)),
+        (qq, Says(qq, "应付：¥39.90（QQ）", image=True)),
+    )
+    assert [(a.out_trade_no, a.type) for a in await attempts_of(shop, code)] == [
+        (f"{code}-1", "alipay"),
+        (f"{code}-2", "wxpay"),
+        (f"{code}-3", "qqpay"),
+    ]
+    assert KEY not in shown.text
+
+
+async def test_staff_may_pay_any_order_online_a_customer_only_their_own(
+    app: App, shop: ShopRuntime, chat: str, epay: FakeEpay
+) -> None:
+    await add_staff(shop, STAFF_ID)
+    code = await seed_order(shop, CUSTOMER_ID)
+    by_staff = say(chat, f"/付款 {code} 支付宝", user_id=STAFF_ID)
+    by_other = say(chat, f"/付款 {code}", user_id=OTHER_CUSTOMER_ID)
+    await converse(
+        app,
+        (by_staff, Says(by_staff, f"订单号：{code}\n应付：¥39.90（支付宝）", image=True)),
+        (by_other, Says(by_other, exact=f"没有找到订单 {code}。发 /订单 查看你的订单。")),
+    )
+    assert [a.out_trade_no for a in await attempts_of(shop, code)] == [f"{code}-1"]
+
+
+async def test_pay_online_refusals(app: App, shop: ShopRuntime, chat: str, epay: FakeEpay) -> None:
+    code = await seed_order(shop, CUSTOMER_ID)
+    paid = await seed_order(shop, CUSTOMER_ID)
+    await pay_order(shop, paid)
+    cancelled = await seed_order(shop, CUSTOMER_ID)
+    await set_order_fields(shop, cancelled, status="cancelled")
+    theirs = await seed_order(shop, OTHER_CUSTOMER_ID)
+    shop.shop.settings = shop.settings.model_copy(update={"epay_types": "alipay,wxpay"})
+    steps = [
+        (
+            say(chat, f"/付款 {code} 比特币"),
+            f"付款方式应是 支付宝、微信、QQ 之一，而不是“比特币”。\n{PAY_USAGE}",
+        ),
+        (say(chat, f"/付款 {code} QQ"), "本店不支持这种付款方式，可用：支付宝、微信。"),
+        (say(chat, f"/付款 {code} 微信 快点"), f"多余的内容：快点\n{PAY_USAGE}"),
+        (say(chat, f"/付款 {paid}"), f"订单号：{paid} 已付款，无需再付。"),
+        (
+            say(chat, f"/付款 {cancelled} 微信"),
+            f"订单号：{cancelled} 已取消，不能付款。需要的话请重新下单。",
+        ),
+        (say(chat, f"/付款 {theirs}"), f"没有找到订单 {theirs}。发 /订单 查看你的订单。"),
+    ]
+    await converse(app, *((e, Says(e, exact=text)) for e, text in steps))
+    # The gateway refuses the payment: its reason is shown.
+    epay.refuse_next_create = "商户状态异常"
+    refused = say(chat, f"/付款 {code}")
+    await converse(
+        app,
+        (
+            refused,
+            Says(refused, exact="支付平台拒绝了这笔付款：商户状态异常。请稍后再试，或联系店家。"),
+        ),
+    )
+    # The gateway cannot be reached.
+    from services.epay import EpayGateway
+
+    live = shop.shop.payment_gateway
+    dead = EpayGateway(f"http://127.0.0.1:{free_port()}/", PID, KEY, timeout=2.0)
+    shop.shop.payment_gateway = dead
+    try:
+        unreachable = say(chat, f"/付款 {code}")
+        await converse(
+            app, (unreachable, Says(unreachable, exact="暂时连不上支付平台，请稍后再试。"))
+        )
+    finally:
+        shop.shop.payment_gateway = live
+        await dead.aclose()
+    for each in (code, paid, cancelled, theirs):
+        assert await attempts_of(shop, each) == []
+    assert (await get_order_row(shop, code)).status == "pending_payment"
+
+
+async def test_changing_quantities_voids_the_payment_link(
+    app: App, shop: ShopRuntime, chat: str, epay: FakeEpay
+) -> None:
+    """Money paid for the old total through the old link pays nothing: the notify is
+    answered `success`, the order stays unpaid, staff are told once; /付款 then makes a
+    new payment for the new total."""
+    import httpx
+    import nonebot
+
+    from models.tables import Payment
+
+    code = await seed_order(shop, CUSTOMER_ID)
+    pay = say(chat, f"/付款 {code}")
+    amend = say(chat, f"/修改 {code} 数量 2 2")
+    await converse(
+        app,
+        (pay, Says(pay, "应付：¥39.90（支付宝）", image=True)),
+        (amend, Says(amend, exact=f"订单号：{code} 冷萃咖啡液 数量 1 → 2，合计 ¥79.80。")),
+    )
+    [voided] = await attempts_of(shop, code)
+    assert voided.state == "voided"
+    params = epay.pay(voided.out_trade_no, NotifyMode.DROP)  # the payer used the old link
+    transport = httpx.ASGITransport(app=nonebot.get_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+        for _ in range(2):  # the gateway repeats its notify
+            response = await client.post("/pay/epay/notify", data=params)
+            assert (response.status_code, response.text) == (200, "success")
+    order = await get_order_row(shop, code)
+    assert (order.status, order.paid_fen, order.total_fen) == ("pending_payment", 0, 7980)
+    assert await rows_of(shop, Payment) == []
+    alerts = [r for r in await outbox_rows(shop) if r.dedupe_key.startswith("epay:")]
+    assert [(r.target_id, r.dedupe_key) for r in alerts] == [
+        (OWNER_ID, f"epay:{code}-1:voided:staff:{OWNER_ID}")
+    ]
+    again = say(chat, f"/付款 {code}")
+    await converse(app, (again, Says(again, "应付：¥79.80（支付宝）", image=True)))
+    assert [(a.out_trade_no, a.state, a.amount_fen) for a in await attempts_of(shop, code)] == [
+        (f"{code}-1", "voided", 3990),
+        (f"{code}-2", "live", 7980),
+    ]
 
 
 # --- /修改 ----------------------------------------------------------------------------
@@ -1201,7 +1404,7 @@ async def test_staff_cannot_amend_or_cancel_a_customers_order_as_theirs(
     """/修改 and /取消 are the customer's own; staff use /审核 and /退款."""
     code = await seed_order(shop, CUSTOMER_ID)
     cancel = say(chat, f"/取消 {code}", OWNER_ID)
-    await ask(app, cancel, exact=f"没有找到订单 {code}。发 /订单 查看你的订单。")
+    await ask(app, cancel, exact=f"没有找到订单 {code}。发 /订单列表 查看全部订单。")
     assert (await get_order_row(shop, code)).status == "pending_payment"
 
 

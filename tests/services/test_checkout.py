@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from models.db import Database
@@ -484,7 +484,7 @@ async def test_migration_0007_carries_old_drafts_over(settings) -> None:  # type
                 "INSERT INTO shop (id, name, payment_text, created_at) "
                 "VALUES (1, '老店', '', '2026-01-01 00:00:00')",
                 "INSERT INTO item (id, shop_id, name, description, listed, no_reason_return, "
-                "created_at, updated_at) VALUES (1, 1, '咖啡豆', '', 1, 1, "
+                "created_at, updated_at) VALUES (1, 1, '咖啡豆', '', TRUE, TRUE, "
                 "'2026-01-01 00:00:00', '2026-01-01 00:00:00')",
                 "INSERT INTO variant (id, shop_id, item_id, position, name, price_fen, stock, "
                 "sold, created_at) VALUES "
@@ -508,7 +508,7 @@ async def test_migration_0007_carries_old_drafts_over(settings) -> None:  # type
                         "user_id": user_id,
                         "source": source,
                         "lines": lines,
-                        "awaiting": awaiting,
+                        "awaiting": bool(awaiting),  # PostgreSQL takes no 0/1 for it
                     },
                 )
 
@@ -542,8 +542,10 @@ async def test_migration_0007_carries_old_drafts_over(settings) -> None:  # type
         }
         async with database.engine.connect() as connection:
             columns = {
-                row[1]
-                for row in await connection.execute(text("PRAGMA table_info(checkout_draft)"))
+                column["name"]
+                for column in await connection.run_sync(
+                    lambda sync: inspect(sync).get_columns("checkout_draft")
+                )
             }
         assert "chat_key" not in columns and "lines" not in columns and "group_id" in columns
     finally:

@@ -260,3 +260,68 @@ def test_load_image_refuses_symlink_out_of_data_dir(tmp_path: Path) -> None:
 def test_load_image_allows_dotdot_that_stays_inside(tmp_path: Path) -> None:
     relative = store_image(PNG, tmp_path)
     assert load_image(f"{MEDIA_SUBDIR}/../{relative}", tmp_path) == PNG
+
+
+# --- download_images: one deadline for all of a command's images --------------------------
+
+
+@pytest.fixture
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.services.slow_images import PROXY_VARIABLES
+
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("_no_proxy")
+async def test_download_images_fetches_five_slow_images_within_one_deadline(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    from services.media import download_images
+    from tests.services.slow_images import SlowImages
+
+    with SlowImages(delay=1.0).running() as server:
+        started = time.monotonic()
+        paths = await download_images(
+            [server.image_url(n) for n in range(5)], tmp_path, deadline=3.0
+        )
+        elapsed = time.monotonic() - started
+    # One after another they would take five seconds and miss the three-second deadline.
+    assert elapsed < 2.5, elapsed
+    assert server.requests == 5
+    assert len(set(paths)) == 5
+    assert all((tmp_path / path).read_bytes().startswith(PNG[:8]) for path in paths)
+
+
+@pytest.mark.usefixtures("_no_proxy")
+async def test_download_images_gives_up_on_all_once_the_deadline_passes(tmp_path: Path) -> None:
+    import time
+
+    from services.media import download_images
+    from tests.services.slow_images import SlowImages
+
+    with SlowImages(delay=3.0).running() as server:
+        started = time.monotonic()
+        with pytest.raises(MediaUnavailable) as caught:
+            await download_images([server.image_url(n) for n in range(5)], tmp_path, deadline=0.5)
+        elapsed = time.monotonic() - started
+    assert caught.value.reason == "download"
+    assert elapsed < 1.5, elapsed
+    assert not (tmp_path / MEDIA_SUBDIR).exists()
+
+
+async def test_download_images_raises_the_first_failure(tmp_path: Path) -> None:
+    from services.media import download_images
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/bad"):
+            return httpx.Response(200, content=b"<html>not an image</html>")
+        return httpx.Response(200, content=PNG)
+
+    urls = ["https://img.example/good", "https://img.example/bad"]
+    with pytest.raises(MediaUnavailable) as caught:
+        await download_images(urls, tmp_path, transport=_transport(handler))
+    assert caught.value.reason == "not_image"
+    assert await download_images([], tmp_path) == []

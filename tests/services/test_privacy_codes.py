@@ -138,3 +138,63 @@ def test_looks_like_code() -> None:
 )
 def test_mask_phones_in(text: str, shown: str) -> None:
     assert mask_phones_in(text) == shown
+
+
+# --- courier texts in groups -------------------------------------------------------------
+
+# Realistic courier event texts: what a group may see of each, and what it must not.
+COURIER_TEXTS = [
+    (
+        "派送至 四川省成都市武侯区天府大道北段1700号2栋3单元，收件人 孙悟空，电话 13912345678",
+        None,
+        "派件 · 成都市",
+    ),
+    ("【上海转运中心】已发出，下一站【成都转运中心】", None, "在途 · 上海市"),
+    ("快件已签收，签收人：本人，如有疑问请联系派件员 张师傅 15900001234", None, "签收"),
+    ("快件到达【杭州转运中心】", "in_transit", "在途 · 杭州"),
+    ("【深圳市】顺丰速运 已收取快件", "picked_up", "揽收 · 深圳市"),
+    ("您的快件已到达达州市通川区西外营业部", None, "在途 · 达州市"),
+    ("已放入西湖区文三路华联超市丰巢柜，收件人电话 13800001111，取件码 123456", None, "派件"),
+    (
+        "快件已被 广西壮族自治区南宁市青秀区民族大道 88 号菜鸟驿站 代收，收件人 猪八戒",
+        None,
+        "签收 · 南宁市",
+    ),
+    ("[乌鲁木齐市]快件离开【乌鲁木齐转运中心】", None, "在途 · 乌鲁木齐市"),
+    ("派件员正在派件，请保持电话畅通，准备签收", None, "派件"),
+    ("快件已到达萍乡市安源区跃进北路 3 号，收件人 唐僧", "delivering", "派件 · 萍乡市"),
+    ("收件人拒收，快件退回", None, "拒签"),
+    ("已揽件", None, "揽收"),
+    ("", None, "在途"),
+]
+
+
+@pytest.mark.parametrize(("text", "state", "shown"), COURIER_TEXTS)
+def test_courier_text_for_group_keeps_the_state_and_the_city_only(
+    text: str, state: str | None, shown: str
+) -> None:
+    from services.privacy import courier_text_for_group
+
+    assert courier_text_for_group(text, state) == shown
+
+
+@pytest.mark.parametrize(("text", "state", "_shown"), COURIER_TEXTS)
+def test_courier_text_for_group_never_shows_a_name_an_address_or_a_phone(
+    text: str, state: str | None, _shown: str
+) -> None:
+    from services.privacy import courier_text_for_group
+
+    shown = courier_text_for_group(text, state)
+    for secret in ("孙悟空", "猪八戒", "唐僧", "张师傅", "天府大道", "1700", "文三路", "超市"):
+        assert secret not in shown
+    for secret in ("139", "138", "159", "123456", "武侯区", "青秀区", "民族大道", "跃进北路"):
+        assert secret not in shown
+    assert len(shown) <= len("退签 · 乌鲁木齐市")
+
+
+def test_courier_state_prefers_the_providers_state() -> None:
+    from services.privacy import courier_state
+
+    assert courier_state("快件已签收", "delivering") == "delivering"
+    assert courier_state("快件已签收") == "signed"
+    assert courier_state("到了") == "in_transit"

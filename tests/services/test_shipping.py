@@ -708,3 +708,46 @@ async def test_poll_stops_for_an_order_refunded_in_transit(
     later = await shipping.poll_due(db, provider, NOW + INTERVAL, INTERVAL)
     assert later.polled == 0
     assert len(fake.requests) - asked <= 1
+
+
+# --- courier texts in groups ------------------------------------------------------------------
+
+_COURIER_TEXT = "派送至 四川省成都市武侯区天府大道北段1700号，收件人 孙悟空，电话 13912345678"
+
+
+class _OneEventProvider:
+    """A provider whose parcel is out for delivery with a courier text full of personal data."""
+
+    name = "fake"
+
+    async def query(self, carrier: Carrier, number: str, phone: str | None = None) -> object:
+        from services.tracking import TrackingEvent, TrackingResult
+
+        event = TrackingEvent(NOW - timedelta(hours=1), _COURIER_TEXT, TrackingState.DELIVERING)
+        return TrackingResult(TrackingState.DELIVERING, [event])
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("group", [None, GROUP_ID], ids=["private", "group"])
+async def test_poll_push_shows_a_group_the_state_and_city_only(
+    db: Database, group: int | None
+) -> None:
+    code = await _shipped(db, group=group)
+    await shipping.poll_due(db, _OneEventProvider(), NOW, INTERVAL)  # type: ignore[arg-type]
+    [*_, pushed] = await _notices(db, code)
+    assert pushed.dedupe_key.startswith(f"order:{code}:track:delivering:")
+    if group is None:
+        assert _as_sent(pushed) == _private_notice(
+            f"订单号：{code} 物流更新：派件：{_COURIER_TEXT}"
+        )
+        return
+    assert _as_sent(pushed) == (
+        "group",
+        GROUP_ID,
+        [
+            {"type": "at", "data": {"qq": str(CUSTOMER_ID)}},
+            {"type": "text", "data": {"text": f" 订单号：{code} 物流更新：派件 · 成都市"}},
+        ],
+    )

@@ -5,11 +5,13 @@ they keep in step, and their main refusals."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 
+from config import ShopSettings
 from models.tables import (
     CheckoutDraft,
     CheckoutDraftLine,
@@ -18,6 +20,7 @@ from models.tables import (
     OrderRequest,
     OrderStatus,
     OutboxMessage,
+    PayType,
     Shop,
 )
 from services.actors import Caller
@@ -32,6 +35,7 @@ from services.errors import (
     NotInCart,
     OrderNotFound,
     OutOfStock,
+    PaymentGatewayError,
 )
 from services.media import store_image
 from services.order_rules import Mode
@@ -39,12 +43,16 @@ from services.reviews import AlreadyReviewed
 from services.staff import Role
 from services.usecases import buying
 from services.usecases.buying import NextStep
+from services.usecases.epay import PaymentLink
 from tests.conftest import CUSTOMER_ID, GROUP_ID, OTHER_CUSTOMER_ID, OWNER_ID, STAFF_ID
 from tests.plugins.helpers import (
     HOME,
     OFFICE,
+    PROXY_VARIABLES,
     add_staff,
+    attempts_of,
     delist,
+    epay_settings,
     get_order_row,
     orders_of,
     outbox_rows,
@@ -59,6 +67,7 @@ from tests.plugins.helpers import (
     stock_of,
     variant_id_of,
 )
+from tools.fake_epay import FakeEpay
 
 PRIVATE = Caller(CUSTOMER_ID, None, Role.CUSTOMER)
 IN_GROUP = Caller(CUSTOMER_ID, GROUP_ID, Role.CUSTOMER)
@@ -68,6 +77,31 @@ NOW = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=5)  # the default confirm timeout
 BEANS_500G = VariantRef(1, 2)  # 云南小粒咖啡豆（500g） ¥109.00, stock 12
 COLD_BREW = VariantRef(2)  # 冷萃咖啡液 ¥39.90, stock 50
+
+
+@pytest.fixture(scope="module")
+def fake_epay() -> Iterator[FakeEpay]:
+    server = FakeEpay(retry_delays=(0.0,))
+    with server.running():
+        yield server
+
+
+@pytest.fixture
+def settings(settings: ShopSettings, request: pytest.FixtureRequest) -> ShopSettings:
+    """conftest's settings; for a test that takes `epay`, PAYMENT_PROVIDER=epay on the
+    fake gateway (the shop then opens with its gateway client)."""
+    if "epay" not in request.fixturenames:
+        return settings
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return epay_settings(settings, request.getfixturevalue("fake_epay").url)
+
+
+@pytest.fixture
+def epay(shop: ShopContext, fake_epay: FakeEpay) -> FakeEpay:
+    assert shop.payment_gateway is not None
+    return fake_epay
 
 
 @pytest.fixture
@@ -397,6 +431,82 @@ async def test_payment_instructions(shop: ShopContext) -> None:
     await pay_order(shop, code)
     paid = await buying.payment_instructions(shop, PRIVATE, code)
     assert (paid.payable, paid.text, paid.qr_image) == (False, "", None)
+
+
+async def test_pay_order_with_the_manual_provider_gives_the_instructions(
+    shop: ShopContext,
+) -> None:
+    code = await seed_order(shop, CUSTOMER_ID, ((2, 1, 1),))
+    async with shop.database.write() as session:
+        await session.execute(update(Shop).values(payment_text="微信转账，备注订单号"))
+    assert shop.payment_gateway is None
+    how = await buying.pay_order(shop, PRIVATE, code, PayType.WXPAY)  # the method plays no part
+    assert isinstance(how, buying.PaymentInstructions)
+    assert (how.order.code, how.payable, how.text) == (code, True, "微信转账，备注订单号")
+    assert await attempts_of(shop, code) == []
+
+
+async def test_pay_order_online_makes_a_payment_link(shop: ShopContext, epay: FakeEpay) -> None:
+    code = await seed_order(shop, CUSTOMER_ID, ((2, 1, 2),))
+    link = await buying.pay_order(shop, PRIVATE, code)
+    assert isinstance(link, PaymentLink)
+    order = await get_order_row(shop, code)
+    assert (link.order_code, link.out_trade_no, link.pay_type, link.amount_fen) == (
+        code,
+        f"{code}-1",
+        PayType.ALIPAY,
+        7980,
+    )
+    assert link.expires_at == order.expires_at and not link.reused
+    assert link.pay_url.startswith(epay.url) and link.qr_png.startswith(b"\x89PNG")
+    [attempt] = await attempts_of(shop, code)
+    assert (attempt.state, attempt.amount_fen) == ("live", 7980)
+    # Staff may ask for any order (the same attempt is shown); nothing is queued, no event.
+    by_staff = await buying.pay_order(shop, STAFF, code, PayType.ALIPAY)
+    assert isinstance(by_staff, PaymentLink) and by_staff.reused
+    assert await outbox_rows(shop) == []
+    assert [a for a, _, _ in await actions_of(shop, code)] == ["created"]
+    with pytest.raises(OrderNotFound):
+        await buying.pay_order(shop, OTHER, code)
+
+
+async def test_pay_order_online_refusals(shop: ShopContext, epay: FakeEpay) -> None:
+    paid = await seed_order(shop, CUSTOMER_ID)
+    await pay_order(shop, paid)
+    cancelled = await seed_order(shop, CUSTOMER_ID)
+    await set_order_fields(shop, cancelled, status="cancelled")
+    for code in (paid, cancelled):
+        how = await buying.pay_order(shop, PRIVATE, code, PayType.WXPAY)
+        assert isinstance(how, buying.PaymentInstructions) and not how.payable
+        assert await attempts_of(shop, code) == []
+    # PAYMENT_PROVIDER=epay, but no gateway (a demo whose fake gateway is not running).
+    gateway, shop.payment_gateway = shop.payment_gateway, None
+    try:
+        with pytest.raises(PaymentGatewayError):
+            await buying.pay_order(shop, PRIVATE, await seed_order(shop, CUSTOMER_ID))
+    finally:
+        shop.payment_gateway = gateway
+
+
+async def test_amending_quantities_voids_the_live_payment_attempts(
+    shop: ShopContext, epay: FakeEpay
+) -> None:
+    await save_address(shop, CUSTOMER_ID, OFFICE)
+    code = await seed_order(shop, CUSTOMER_ID, ((2, 1, 1),))
+    first = await buying.pay_order(shop, PRIVATE, code)
+    assert isinstance(first, PaymentLink)
+    # Address, remark, and a quantity set to what it was: the total stays, so does the link.
+    await buying.amend_order(shop, PRIVATE, code, buying.NewAddress(1), now=NOW)
+    await buying.amend_order(shop, PRIVATE, code, buying.NewRemark("下午送"), now=NOW)
+    await buying.amend_order(shop, PRIVATE, code, buying.NewQuantity(COLD_BREW, 1), now=NOW)
+    assert [a.state for a in await attempts_of(shop, code)] == ["live"]
+    await buying.amend_order(shop, PRIVATE, code, buying.NewQuantity(COLD_BREW, 3), now=NOW)
+    [voided] = await attempts_of(shop, code)
+    assert (voided.state, voided.checked_at, voided.next_check_at) == ("voided", NOW, None)
+    assert "quantity_changed" in [a for a, _, _ in await actions_of(shop, code)]
+    second = await buying.pay_order(shop, PRIVATE, code)
+    assert isinstance(second, PaymentLink)
+    assert (second.out_trade_no, second.amount_fen, second.reused) == (f"{code}-2", 11970, False)
 
 
 # --- amend, cancel, review ------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from config import ShopSettings
+from config import PaymentProvider, ShopSettings
 from models.tables import (
     AttemptState,
     OrderEvent,
@@ -27,7 +27,7 @@ from services import catalog, orders, payment_attempts
 from services.actors import Caller
 from services.addresses import AddressSnapshot
 from services.catalog import VariantRef
-from services.context import ShopContext
+from services.context import ShopContext, close_shop, open_shop, payment_gateway_for
 from services.epay import EpayGateway
 from services.errors import (
     AlreadyPaid,
@@ -37,7 +37,7 @@ from services.errors import (
     PayTypeNotOffered,
 )
 from services.staff import Role
-from services.usecases import clocks, epay
+from services.usecases import clocks, epay, order_admin
 from services.usecases.epay import AlertReason, CheckResult
 from tests.conftest import CUSTOMER_ID, OTHER_CUSTOMER_ID, OWNER_ID, STAFF_ID
 from tools.bot_process import PROXY_VARIABLES, free_port
@@ -68,9 +68,9 @@ def fake() -> Iterator[FakeEpay]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, fake: FakeEpay) -> ShopSettings:
+def settings(tmp_path: Path, database_url: str, fake: FakeEpay) -> ShopSettings:
     return ShopSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}",
+        database_url=database_url,
         data_dir=str(tmp_path / "data"),
         shop_name="测试小店",
         payment_provider="epay",  # type: ignore[arg-type]
@@ -634,3 +634,102 @@ async def test_reconciliation_and_a_notify_at_once_record_one_payment(
             )
         ).scalar_one()
     assert paid_events == 1
+
+
+# --- the shop's gateway, the clock job, /对账 ----------------------------------------------
+
+
+def test_the_gateway_follows_the_settings(settings: ShopSettings, fake: FakeEpay) -> None:
+    gateway = payment_gateway_for(settings, "http://127.0.0.1:8080")
+    assert gateway is not None
+    assert (gateway.api_url, gateway.pid) == (fake.url, PID)
+    # PUBLIC_BASE_URL wins over where the bot listens.
+    assert gateway.notify_url == "http://127.0.0.1:9/pay/epay/notify"
+    assert gateway.return_url == "http://127.0.0.1:9/pay/epay/return"
+    assert KEY not in repr(gateway)
+    local = payment_gateway_for(settings.model_copy(update={"public_base_url": ""}), "http://h:1/")
+    assert local is not None and local.notify_url == "http://h:1/pay/epay/notify"
+    manual = settings.model_copy(update={"payment_provider": PaymentProvider.MANUAL})
+    assert payment_gateway_for(manual) is None
+    # A demo set to epay with no gateway configured: none until the demo starts its fake.
+    demo = ShopSettings(shop_demo=True, payment_provider="epay")  # type: ignore[arg-type]
+    assert demo.epay_demo_gateway and payment_gateway_for(demo) is None
+
+
+async def test_open_shop_builds_the_gateway_and_close_shop_closes_it(
+    settings: ShopSettings, tmp_path: Path
+) -> None:
+    other = settings.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"}
+    )
+    shop = await open_shop(other, frozenset({OWNER_ID}), local_base_url="http://127.0.0.1:1")
+    gateway = shop.payment_gateway
+    assert gateway is not None and gateway.notify_url.startswith("http://127.0.0.1:9/")
+    code = await _unpaid(shop)
+    assert (await epay.start_payment(shop, CUSTOMER, code, None, gateway, NOW)).pay_url
+    await close_shop(shop)
+    assert shop.payment_gateway is None
+
+
+async def test_the_reconcile_clock_job_finds_a_lost_notify(
+    shop_context: ShopContext, fake: FakeEpay
+) -> None:
+    gateway = shop_context.payment_gateway
+    assert gateway is not None
+    code = await _unpaid(shop_context)
+    link = await _start(shop_context, gateway, code)
+    fake.pay(link.out_trade_no, NotifyMode.DROP)
+    report = await clocks.reconcile_payments(shop_context, NOW + timedelta(minutes=2))
+    assert report is not None and [c.order_code for c in report.recorded] == [code]
+    assert (await _order(shop_context, code)).status == OrderStatus.PAID
+    keys = {row.dedupe_key for row in await _outbox(shop_context)}
+    assert {f"order:{code}:paid", f"order:{code}:paid:staff:{OWNER_ID}"} <= keys
+    # Without a gateway to ask (PAYMENT_PROVIDER=manual) the job does nothing.
+    epay_settings = shop_context.settings
+    shop_context.settings = epay_settings.model_copy(
+        update={"payment_provider": PaymentProvider.MANUAL}
+    )
+    try:
+        assert await clocks.reconcile_payments(shop_context, NOW + timedelta(hours=1)) is None
+    finally:
+        shop_context.settings = epay_settings
+
+
+async def test_staff_reconcile_now(shop_context: ShopContext, fake: FakeEpay) -> None:
+    gateway = shop_context.payment_gateway
+    assert gateway is not None
+    code = await _unpaid(shop_context)
+    link = await _start(shop_context, gateway, code)
+    # /对账 without an order asks about every live attempt now, due for the clock or not.
+    unpaid = await order_admin.reconcile_payments(shop_context, STAFF, None, NOW)
+    assert [(c.result, c.out_trade_no) for c in unpaid.report.checks] == [
+        (CheckResult.NOT_PAID, link.out_trade_no)
+    ]
+    fake.pay(link.out_trade_no, NotifyMode.DROP)
+    done = await order_admin.reconcile_payments(shop_context, STAFF, code.lower(), NOW)
+    assert (done.automatic, done.order_code) == (True, code)
+    [check] = done.report.checks
+    assert (check.result, check.out_trade_no) == (CheckResult.RECORDED, link.out_trade_no)
+    assert (await _order(shop_context, code)).status == OrderStatus.PAID
+    assert [p.provider for p in await _payments(shop_context)] == ["epay"]
+    keys = {row.dedupe_key for row in await _outbox(shop_context)}
+    assert {f"order:{code}:paid", f"order:{code}:paid:staff:{OWNER_ID}"} <= keys
+    with pytest.raises(OrderNotFound):
+        await order_admin.reconcile_payments(shop_context, STAFF, "2K7QH9M3XA", NOW)
+    # PAYMENT_PROVIDER=epay but no gateway: refused as the gateway being unreachable.
+    shop_context.payment_gateway = None
+    try:
+        with pytest.raises(PaymentGatewayError):
+            await order_admin.reconcile_payments(shop_context, STAFF, code, NOW)
+    finally:
+        shop_context.payment_gateway = gateway
+    # PAYMENT_PROVIDER=manual: nothing to ask.
+    epay_settings = shop_context.settings
+    shop_context.settings = epay_settings.model_copy(
+        update={"payment_provider": PaymentProvider.MANUAL}
+    )
+    try:
+        manual = await order_admin.reconcile_payments(shop_context, STAFF, None, NOW)
+    finally:
+        shop_context.settings = epay_settings
+    assert (manual.automatic, manual.report.checks) == (False, ())

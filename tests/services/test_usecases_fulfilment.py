@@ -363,3 +363,26 @@ async def test_announce_refuses_a_too_long_text(shop_context: ShopContext) -> No
 async def test_announce_without_enabled_groups_queues_nothing(shop_context: ShopContext) -> None:
     assert (await announcements.announce(shop_context, STAFF, "全场五折", NOW)).groups == 0
     assert await _new_outbox(shop_context, set()) == []
+
+
+async def test_update_tracking_of_a_group_order_tells_the_group_state_and_city_only(
+    shop_context: ShopContext,
+) -> None:
+    code = await _shipped(shop_context, group=GROUP_ID)
+    before = await _outbox_ids(shop_context)
+    text = "派送至 四川省成都市武侯区天府大道北段1700号，收件人 孙悟空，电话 13912345678"
+
+    updated = await fulfilment.update_tracking(shop_context, STAFF, code, text, False, NOW)
+
+    assert updated.event.text == text  # kept whole: the customer reads it in private
+    assert [_sent(row) for row in await _new_outbox(shop_context, before)] == [
+        (
+            f"order:{code}:track:{updated.event.key}",
+            "group",
+            GROUP_ID,
+            [
+                {"type": "at", "data": {"qq": str(CUSTOMER_ID)}},
+                {"type": "text", "data": {"text": f" 订单号：{code} 物流更新：派件 · 成都市"}},
+            ],
+        )
+    ]

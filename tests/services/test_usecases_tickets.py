@@ -282,6 +282,58 @@ async def test_leave_message_tells_owners_and_staff(shop: ShopContext) -> None:
     assert len(await _events(shop, code)) == 1  # a message changes no status
 
 
+async def test_leave_message_with_five_slow_images_takes_one_download_time(
+    shop: ShopContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five images from a host that takes a second each: downloaded together, /留言
+    answers after about one second, not five (nor five deadlines)."""
+    import time
+
+    from tests.services.slow_images import PROXY_VARIABLES, SlowImages
+
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    code = await _ticket(shop, TicketKind.RETURN)
+    with SlowImages(delay=1.0).running() as server:
+        started = time.monotonic()
+        await tickets.leave_message(
+            shop, CUSTOMER, code, "五张照片", [server.image_url(n) for n in range(5)], now=NOW
+        )
+        elapsed = time.monotonic() - started
+    assert elapsed < 3.0, elapsed
+    [_, added] = await _messages(shop, code)
+    assert len(json.loads(added.images)) == 5
+    # The staff notice carries the five stored images after its text.
+    async with shop.database.read() as session:
+        rows = (await session.execute(select(OutboxMessage))).scalars().all()
+    for row in rows:
+        segments = json.loads(row.segments)
+        assert [s["type"] for s in segments] == ["text"] + ["image"] * 5
+        assert [s["data"]["data_path"] for s in segments[1:]] == json.loads(added.images)
+
+
+async def test_view_ticket_brings_the_images_in_private_only(
+    shop: ShopContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.services.slow_images import PNG, PROXY_VARIABLES, SlowImages
+
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    order_code = await _order(shop, group=GROUP_ID)
+    with SlowImages(delay=0).running() as server:
+        urls = [server.image_url(n) for n in range(2)]
+        opened = await tickets.open_ticket(
+            shop, CUSTOMER_IN_GROUP, order_code, TicketKind.RETURN, "裂了", urls, now=NOW
+        )
+    code = opened.ticket.code
+    expected = [PNG + b"/image-0.png", PNG + b"/image-1.png"]
+    for caller in (CUSTOMER, STAFF):
+        assert (await tickets.view_ticket(shop, caller, code)).images == expected
+    for caller in (CUSTOMER_IN_GROUP, Caller(STAFF_ID, GROUP_ID, Role.STAFF)):
+        view = await tickets.view_ticket(shop, caller, code)
+        assert (view.images, [m.text for m in view.messages]) == ([], ["裂了"])
+
+
 async def test_leave_message_refusals_write_nothing(shop: ShopContext) -> None:
     code = await _ticket(shop, TicketKind.RETURN)
     with pytest.raises(TicketNotFound):

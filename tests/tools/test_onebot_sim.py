@@ -532,8 +532,9 @@ async def test_cli_modes(bot: tuple[FakeBot, str], tmp_path: Path) -> None:
         "--url", url, "--user", "777", "--linger", "0.5", stdin="hello\n:group 9\nin group\n:who\n"
     )
     assert code == 0, err
-    assert "[私聊 777] echo: hello" in out
-    assert "[群 9] @777 echo: in group" in out
+    # The bot's lines are marked, with the group answer's quote and mention.
+    assert "🤖 [私聊 777] echo: hello" in out
+    assert "🤖 [群 9] [回复] @777 echo: in group" in out
     assert "用户 777 @ 群 9 (member)" in out
 
     result_file = tmp_path / "load.json"

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import re
 import sys
 import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,42 @@ def _print_sent(message: SentMessage, prefix: str = "") -> None:
         print(" " * len(head) + line, flush=True)
 
 
+# Marks the bot's lines in chat mode, so they never look like your own prompt.
+BOT_MARK = "🤖 "
+
+
+def bot_text(message: SentMessage) -> str:
+    """A message the bot sent, as the chat shows it: a quote of your message as `[回复]`,
+    a mention as `@<qq>`, an image as `[图片]` (its inline base64 bytes are not printed)."""
+    parts: list[str] = []
+    for segment in message.segments:
+        kind = segment.get("type")
+        data = segment.get("data") or {}
+        if kind == "text":
+            parts.append(str(data.get("text", "")))
+        elif kind == "reply":
+            parts.append("[回复] ")
+        elif kind == "at":
+            parts.append(f"@{data.get('qq')}")
+        elif kind == "image":
+            file = str(data.get("file") or data.get("url") or "")
+            inline = not file or file.startswith("base64://")
+            parts.append("[图片]" if inline else f"[图片:{file}]")
+        else:
+            parts.append(f"[{kind}]")
+    return "".join(parts)
+
+
+def chat_lines(message: SentMessage) -> list[str]:
+    """The lines chat mode prints for one message of the bot: `🤖 [私聊 10002] …` or
+    `🤖 [群 555] [回复] …`, continuation lines indented under the first."""
+    text = bot_text(message) or "(空消息)"
+    head = f"{BOT_MARK}{_label(message.target_type, message.target_id)} "
+    first, *rest = text.split("\n")
+    # The robot is two columns wide in a terminal.
+    return [head + first, *(" " * (len(head) + 1) + line for line in rest)]
+
+
 def _new_sim(args: argparse.Namespace) -> OneBotSimulator:
     return OneBotSimulator(
         args.url, self_id=args.self_id, access_token=args.token, heartbeat_interval=args.heartbeat
@@ -45,14 +86,60 @@ def _new_sim(args: argparse.Namespace) -> OneBotSimulator:
 CHAT_HELP = """命令 (commands):
   :user <qq>          切换用户 / switch user
   :group <gid>        切换到群聊 / switch to a group chat
-  :private            切换到私聊 / switch to private chat
+  :private            回到私聊 / back to private chat
   :role <member|admin|owner>  群内角色 / group role
   :image <url|path>   下一条消息附带图片 (空行则单独发送) / attach an image to the next line
   :at <qq|bot>        下一条消息 @ 某人 / mention someone in the next line
   :reply [message_id] 下一条消息引用 (默认引用机器人上一条消息) / quote a message
+  :pay [订单号]        演示网关付款 (PAYMENT_PROVIDER=epay ./run demo) / pay at the demo's fake EPay gateway
   :who                当前身份 / show current identity
   :help               帮助
   :quit               退出"""
+
+
+# A payment link of the demo's fake EPay gateway (tools/fake_epay.py), which only ever
+# runs on this machine: `:pay` never calls a real gateway.
+_DEMO_PAY_LINK = re.compile(
+    r"(https?://(?:127\.0\.0\.1|localhost|\[::1\]):\d+/)submit/([0-9A-Za-z]+)"
+)
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def demo_payment_link(sent: Sequence[SentMessage]) -> tuple[str, str] | None:
+    """(gateway base URL, trade_no) of the newest demo-gateway payment link the bot sent."""
+    for message in reversed(sent):
+        found = _DEMO_PAY_LINK.findall(message.text)
+        if found:
+            base, trade_no = found[-1]
+            return str(base), str(trade_no)
+    return None
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with _DIRECT.open(url, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read().decode())
+        return answer
+
+
+async def demo_pay(sent: Sequence[SentMessage], order_code: str = "") -> str:
+    """`:pay [订单号]`: the customer pays at the demo's fake gateway, the newest payment of
+    that order (without one: of the newest link shown). The gateway then notifies the
+    bot, which confirms the payment by itself. Returns a line to show."""
+    link = demo_payment_link(sent)
+    if link is None:
+        return "还没有看到演示网关的付款链接：先 /付款 <订单号>（需用 PAYMENT_PROVIDER=epay ./run demo 启动）"
+    base, trade_no = link
+    query = {"order": order_code} if order_code else {"trade_no": trade_no}
+    url = f"{base}demo/pay?{urllib.parse.urlencode(query)}"
+    try:
+        answer = await asyncio.to_thread(_get_json, url)
+    except (OSError, ValueError) as exc:
+        return f"演示网关没有回应（{exc}）：演示重启过的话，请重新 /付款"
+    if answer.get("code") != 1:
+        return f"演示网关：{answer.get('msg', answer)}"
+    if answer.get("already_paid"):
+        return f"演示网关：{answer['out_trade_no']} 已经付过了（¥{answer['money']}）"
+    return f"演示网关：已付款 ¥{answer['money']}（{answer['out_trade_no']}），等待机器人确认收款…"
 
 
 def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
@@ -88,7 +175,7 @@ async def _chat(args: argparse.Namespace) -> int:
     def show(message: SentMessage) -> None:
         if interactive:
             sys.stdout.write("\r")
-        _print_sent(message)
+        print("\n".join(chat_lines(message)), flush=True)
         prompt()
 
     def show_api(call: ApiCall) -> None:
@@ -102,7 +189,11 @@ async def _chat(args: argparse.Namespace) -> int:
     sim.add_send_listener(show)
     if args.verbose:
         sim.add_api_listener(show_api)
-    print(f"已连接 {args.url} (bot {args.self_id})。输入 :help 查看命令。", flush=True)
+    print(
+        f"已连接 {args.url} (bot {args.self_id})。机器人的消息以 {BOT_MARK}开头；"
+        "输入 :help 查看命令，:group <群号> 进入群聊，:private 回到私聊。",
+        flush=True,
+    )
     lines = _stdin_lines(asyncio.get_running_loop())
     quit_requested = False
     try:
@@ -125,8 +216,10 @@ async def _chat(args: argparse.Namespace) -> int:
                         user = int(arg)
                     elif cmd == "group":
                         group = int(arg)
+                        print(f"现在在群 {group} 里（命令要加 /），:private 回到私聊。")
                     elif cmd == "private":
                         group = None
+                        print(f"现在是 {user} 的私聊。")
                     elif cmd == "role":
                         if arg not in ("member", "admin", "owner"):
                             raise ValueError("role must be member, admin or owner")
@@ -146,6 +239,14 @@ async def _chat(args: argparse.Namespace) -> int:
                             if last is None:
                                 raise ValueError("no bot message to quote here yet")
                             attachments.insert(0, Seg.reply(last.message_id))
+                    elif cmd == "pay":
+                        if not interactive and demo_payment_link(sim.sent) is None:
+                            # Piped lines do not wait for answers: give /付款 time to answer.
+                            with contextlib.suppress(TimeoutError):
+                                await sim.wait_for_send(
+                                    lambda m: bool(_DEMO_PAY_LINK.search(m.text)), timeout=5
+                                )
+                        print(await demo_pay(sim.sent, arg), flush=True)
                     elif cmd == "who":
                         where = f"群 {group} ({role})" if group is not None else "私聊"
                         print(f"用户 {user} @ {where}; bot {sim.self_id}")
