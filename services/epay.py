@@ -26,6 +26,7 @@ import httpx
 from models.tables import PayType
 
 from .errors import PaymentGatewayError
+from .http import KeptClient
 
 # How people name the methods (/付款 <订单号> 支付宝); the chat door parses and shows these.
 PAY_TYPE_NAMES: dict[PayType, str] = {
@@ -185,8 +186,7 @@ class EpayGateway:
         self.return_url = return_url
         self.timeout = timeout
         self.transport = transport
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._http = KeptClient(timeout, transport)
 
     def __repr__(self) -> str:  # never the key
         return f"EpayGateway(api_url={self.api_url!r}, pid={self.pid!r})"
@@ -196,19 +196,8 @@ class EpayGateway:
         """The merchant key, for verifying notifies."""
         return self._key
 
-    def _shared_client(self) -> httpx.AsyncClient:
-        """The client, rebuilt if closed or made in another event loop (its pooled
-        connections belong to the loop that opened them)."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client.is_closed or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(timeout=self.timeout, transport=self.transport)
-            self._client_loop = loop
-        return self._client
-
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._client_loop is asyncio.get_running_loop():
-            await client.aclose()
+        await self._http.aclose()
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
@@ -218,9 +207,7 @@ class EpayGateway:
         that are not a JSON object are PaymentGatewayError with an empty reason."""
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self._shared_client().request(
-                    method, self.api_url + path, **kwargs
-                )
+                response = await self._http.get().request(method, self.api_url + path, **kwargs)
                 body = response.content
         except Exception as error:
             # str(error) of some httpx errors holds the URL (and so the key): scrubbed.

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from .errors import ShopError
+from .http import KeptClient
 
 KUAIDI100_QUERY_URL = "https://poll.kuaidi100.com/poll/query.do"
 KUAIDI100_TIMEZONE = ZoneInfo("Asia/Shanghai")  # the zone of kuaidi100's `time`/`ftime`
@@ -318,24 +319,10 @@ class Kuaidi100Provider:
         self.url = url or KUAIDI100_QUERY_URL
         self.timeout = timeout
         self.transport = transport
-        # One client for every query: building an httpx client (its SSL context above
-        # all) costs more than the query itself, ~30 ms of CPU (bench/tracking_sweep.py).
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    def _shared_client(self) -> httpx.AsyncClient:
-        """The provider's client, rebuilt if closed or made in another event loop (its
-        pooled connections belong to the loop that opened them)."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client.is_closed or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(timeout=self.timeout, transport=self.transport)
-            self._client_loop = loop
-        return self._client
+        self._http = KeptClient(timeout, transport)
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._client_loop is asyncio.get_running_loop():
-            await client.aclose()
+        await self._http.aclose()
 
     def sign(self, param: str) -> str:
         return hashlib.md5((param + self.key + self.customer).encode("utf-8")).hexdigest().upper()
@@ -365,7 +352,7 @@ class Kuaidi100Provider:
             param = self.build_param(carrier, number, phone)
             form = {"customer": self.customer, "param": param, "sign": self.sign(param)}
             async with asyncio.timeout(self.timeout):  # the whole exchange, not each read
-                response = await self._shared_client().post(self.url, data=form)
+                response = await self._http.get().post(self.url, data=form)
                 body = response.content
         # httpx errors, timeouts, socket errors, and anything odd: never let it reach
         # the poll job as something else than "try again later".

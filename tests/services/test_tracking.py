@@ -423,10 +423,10 @@ async def test_queries_share_one_client_that_survives_errors_and_closing(
     the provider keeps one, and neither a timeout nor aclose() leaves it unusable."""
     provider = Kuaidi100Provider(CUSTOMER, KEY, fake.url, timeout=0.5)
     assert await provider.query(SF, "TRANSIT001") is not None
-    client = provider._client
+    client = provider._http._client
     assert client is not None
     assert await provider.query(SF, "TRANSIT001") is not None
-    assert provider._client is client
+    assert provider._http._client is client
     with pytest.raises(TrackingUnavailable):
         await provider.query(SF, "SLOW000001")
     result = await provider.query(SF, "TRANSIT001")
@@ -435,6 +435,6 @@ async def test_queries_share_one_client_that_survives_errors_and_closing(
     assert client.is_closed
     result = await provider.query(SF, "TRANSIT001")
     assert result is not None and len(result.events) == 3
-    assert provider._client is not client
+    assert provider._http._client is not client
     await provider.aclose()
     await ManualProvider().aclose()
