@@ -64,22 +64,23 @@ async def test_merchant_setup_survives_a_restart(bot_process: BotProcess) -> Non
 
     async with OneBotSimulator(bot_process.url, access_token=E2E_TOKEN) as sim:
         reply = await sim.ask_private(E2E_OWNER, "/新品 桂花乌龙 45 12 茶叶")
-        assert "商品编号：7" in reply.text
+        # The next number after the demo catalog (its six items and one virtual item).
+        assert "商品编号：8" in reply.text
         assert (
-            "已为“桂花乌龙”添加规格 7-2"
-            in (await sim.ask_private(E2E_OWNER, "/规格 7 罐装 88 5")).text
+            "已为“桂花乌龙”添加规格 8-2"
+            in (await sim.ask_private(E2E_OWNER, "/规格 8 罐装 88 5")).text
         )
         assert "已添加店员 20002" in (await sim.ask_private(E2E_OWNER, "/店员 添加 20002")).text
         assert "启用" in (await sim.ask_group(GROUP, STAFF, "/启用本群")).text
-        assert "12 → 10" in (await sim.ask_private(STAFF, "/库存 7-1 -2")).text
+        assert "12 → 10" in (await sim.ask_private(STAFF, "/库存 8-1 -2")).text
 
     bot_process.stop()
     bot_process.start()
 
     async with OneBotSimulator(bot_process.url, access_token=E2E_TOKEN) as sim:
-        reply = await sim.ask_group(GROUP, CUSTOMER, "/详情 7")
-        assert "7-1 默认 ¥45.00 库存 10" in reply.text and "7-2 罐装 ¥88.00 库存 5" in reply.text
-        reply = await sim.ask_private(STAFF, "/下架 7")
+        reply = await sim.ask_group(GROUP, CUSTOMER, "/详情 8")
+        assert "8-1 默认 ¥45.00 库存 10" in reply.text and "8-2 罐装 ¥88.00 库存 5" in reply.text
+        reply = await sim.ask_private(STAFF, "/下架 8")
         assert "已下架" in reply.text
         reply = await sim.ask_group(GROUP, CUSTOMER, "/商品 茶叶")
         assert "还没有在售商品" in reply.text
