@@ -92,14 +92,7 @@ async def run_order_clocks(
                     now,
                     kinds=frozenset({RequestKind.CANCEL}),
                 )
-                for request in decided:
-                    await notices.to_customer(
-                        session,
-                        order,
-                        notices.request_decided(order, request.kind, approve, reason),
-                        f"request:{request.id}",
-                        now,
-                    )
+                await notices.tell_requests_decided(session, order, decided, approve, reason, now)
                 report.auto_approved.append(order.code)
         except ShopError:
             # Rolled back as a whole; the next tick sees the order as it is then.

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.tables import ShopOrder, Ticket, TicketKind, TicketStatus
+from models.tables import OrderRequest, ShopOrder, Ticket, TicketKind, TicketStatus
 
 from . import outbox, staff
 from .aftersales import KIND_NAMES, RETURN_SHIP_DAYS
@@ -97,6 +97,25 @@ def request_decided(order: ShopOrder, kind: str, approved: bool, reason: str) ->
     if reason:
         text += f"说明：{reason}"
     return text
+
+
+async def tell_requests_decided(
+    session: AsyncSession,
+    order: ShopOrder,
+    decided: Sequence[OrderRequest],
+    approved: bool,
+    reason: str,
+    now: datetime,
+) -> None:
+    """The customer hears about each decided request once (staff's /审核 or the clock)."""
+    for request in decided:
+        await to_customer(
+            session,
+            order,
+            request_decided(order, request.kind, approved, reason),
+            f"request:{request.id}",
+            now,
+        )
 
 
 def refunded(order: ShopOrder, amount_fen: int, fully: bool) -> str:

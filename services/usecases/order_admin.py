@@ -85,14 +85,7 @@ async def decide_requests(
     async with shop.database.write() as session:
         order = await orders.get_order(session, shop.shop_id, order_code)
         decided = await orders.decide(session, order, approve, caller.actor, reason, now)
-        for request in decided:
-            await notices.to_customer(
-                session,
-                order,
-                notices.request_decided(order, request.kind, approve, reason),
-                f"request:{request.id}",
-                now,
-            )
+        await notices.tell_requests_decided(session, order, decided, approve, reason, now)
     return RequestsDecided(order, decided, approve)
 
 
