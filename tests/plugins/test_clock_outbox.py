@@ -18,11 +18,9 @@ from tests.conftest import CUSTOMER_ID, GROUP_ID, OWNER_ID
 from tests.fake import SELF_ID, Says, private
 from tests.plugins.helpers import (
     OFFICE,
-    PROXY_VARIABLES,
     attempts_of,
     converse,
     drafts_of,
-    epay_settings,
     get_order_row,
     orders_of,
     outbox_rows,
@@ -40,7 +38,6 @@ from tools.bot_process import free_port
 from tools.fake_epay import KEY, PID, FakeEpay, NotifyMode
 
 if TYPE_CHECKING:
-    from config import ShopSettings
     from plugins._common.runtime import ShopRuntime
 
 
@@ -335,32 +332,6 @@ async def test_tick_without_a_running_shop_does_nothing(
 
 
 # --- tick(): EPay reconciliation --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def fake_epay() -> Iterator[FakeEpay]:
-    # Its notifies are lost on purpose (NotifyMode.DROP): the clock finds the payments.
-    server = FakeEpay(retry_delays=(0.0,))
-    with server.running():
-        yield server
-
-
-@pytest.fixture
-def settings(settings: ShopSettings, request: pytest.FixtureRequest) -> ShopSettings:
-    """conftest's settings; for a test that takes `epay`, PAYMENT_PROVIDER=epay on the
-    fake gateway, so the shop runtime (conftest's `shop`) opens with its gateway client."""
-    if "epay" not in request.fixturenames:
-        return settings
-    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    return epay_settings(settings, request.getfixturevalue("fake_epay").url)
-
-
-@pytest.fixture
-def epay(shop: ShopRuntime, fake_epay: FakeEpay) -> FakeEpay:
-    assert shop.shop.payment_gateway is not None
-    return fake_epay
 
 
 @pytest.fixture

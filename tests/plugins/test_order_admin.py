@@ -5,7 +5,6 @@ gateway over real HTTP."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,6 @@ from tests.plugins.helpers import (
     attempts_of,
     converse,
     enable_group,
-    epay_settings,
     get_order_row,
     outbox_rows,
     pay_order,
@@ -40,7 +38,6 @@ from tools.bot_process import free_port
 from tools.fake_epay import KEY, PID, FakeEpay, NotifyMode
 
 if TYPE_CHECKING:
-    from config import ShopSettings
     from plugins._common.runtime import ShopRuntime
 
 NO_PERMISSION = "无权限：这是店主/店员命令。发 /帮助 查看你可用的命令。"
@@ -704,32 +701,6 @@ async def test_full_refund_closes_a_pending_cancellation_request(
 # --- /对账 ----------------------------------------------------------------------------
 
 RECONCILE_USAGE = "用法：/对账 [订单号]，例如 /对账 2K7QH9M3XA"
-
-
-@pytest.fixture(scope="module")
-def fake_epay() -> Iterator[FakeEpay]:
-    # Its notifies are lost on purpose (NotifyMode.DROP): /对账 finds the payments.
-    server = FakeEpay(retry_delays=(0.0,))
-    with server.running():
-        yield server
-
-
-@pytest.fixture
-def settings(settings: ShopSettings, request: pytest.FixtureRequest) -> ShopSettings:
-    """conftest's settings; for a test that takes `epay`, PAYMENT_PROVIDER=epay on the
-    fake gateway, so the shop runtime (conftest's `shop`) opens with its gateway client."""
-    if "epay" not in request.fixturenames:
-        return settings
-    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    return epay_settings(settings, request.getfixturevalue("fake_epay").url)
-
-
-@pytest.fixture
-def epay(shop: ShopRuntime, fake_epay: FakeEpay) -> FakeEpay:
-    assert shop.shop.payment_gateway is not None
-    return fake_epay
 
 
 async def started_payment(shop: ShopRuntime, code: str) -> str:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -32,7 +31,6 @@ from tests.plugins.helpers import (
     delist,
     drafts_of,
     enable_group,
-    epay_settings,
     get_order_row,
     lines_of,
     order_code_in,
@@ -54,7 +52,6 @@ from tools.bot_process import free_port
 from tools.fake_epay import KEY, PID, FakeEpay, NotifyMode
 
 if TYPE_CHECKING:
-    from config import ShopSettings
     from plugins._common.runtime import ShopRuntime
 
 CHATS = ("private", "group")
@@ -1024,33 +1021,6 @@ async def test_pay_refusals(app: App, shop: ShopRuntime, chat: str) -> None:
 # --- /付款 with PAYMENT_PROVIDER=epay -----------------------------------------------------
 
 PAY_USAGE = "用法：/付款 <订单号> [支付宝|微信|QQ]，例如 /付款 2K7QH9M3XA"
-
-
-@pytest.fixture(scope="module")
-def fake_epay() -> Iterator[FakeEpay]:
-    # Its notifies are handed to the bot by the tests themselves (NotifyMode.DROP).
-    server = FakeEpay(retry_delays=(0.0,))
-    with server.running():
-        yield server
-
-
-@pytest.fixture
-def settings(settings: ShopSettings, request: pytest.FixtureRequest) -> ShopSettings:
-    """conftest's settings; for a test that takes `epay`, PAYMENT_PROVIDER=epay on the
-    fake gateway, so the shop runtime (conftest's `shop`) opens with its gateway client."""
-    if "epay" not in request.fixturenames:
-        return settings
-    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    return epay_settings(settings, request.getfixturevalue("fake_epay").url)
-
-
-@pytest.fixture
-def epay(shop: ShopRuntime, fake_epay: FakeEpay) -> FakeEpay:
-    """The fake gateway of this test's epay shop."""
-    assert shop.shop.payment_gateway is not None
-    return fake_epay
 
 
 def shop_time(moment: datetime) -> str:
