@@ -1,6 +1,8 @@
 """Throughput and latency over the real protocol: the shop bot vs a bare echo bot.
 
-Starts `python bot.py` (a throw-away SQLite shop, SHOP_DEMO=true, flood guard off) and
+Starts `python bot.py` (a throw-away shop, SHOP_DEMO=true, flood guard off: a SQLite file,
+or with `--database-url postgresql+asyncpg://...` a fresh schema on that PostgreSQL
+server, dropped afterwards) and
 `python bench/echo_bot.py` (one `/echo` command), each on a free port of 127.0.0.1,
 and drives both over the OneBot v11 reverse WebSocket with tools/onebot_sim/. For
 1, 10 and 100 concurrent users (private chats, distinct user ids) it measures:
@@ -18,7 +20,14 @@ cell's p50 and throughput are divided by the echo floor's at the same concurrenc
 Both bots and the simulator share the machine's cores, so the figures include the
 load generator's own CPU; the bot's CPU per command is reported separately.
 
+With `--processes 2` the shop runs as two bot processes on the one database (meant for
+PostgreSQL), each with its own simulator connection; the users of a cell are split
+between them (user i → process i mod N). The shop cells are then driven by one loop per
+user (send, wait for that user's answer, repeat: the same measure as the simulator's
+`run_load`, which drives one connection only); the echo floor stays one process.
+
     python bench/load.py [--json out.json] [--rounds 1] [--scale 1.0]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test] [--processes 2]
 """
 
 from __future__ import annotations
@@ -36,19 +45,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import (
     OWNER,
-    TOKEN,
     BotProcess,
-    PrivateReplies,
-    ask,
+    Door,
+    MachineCpu,
+    PostgresCpu,
     bounded_gather,
+    code_state,
+    database_kind,
     latency_summary,
     machine_info,
     process_cpu_seconds,
-    shop_env,
+    shown_url,
+    start_shops,
+    throwaway_database,
     write_json,
 )
-
-from tools.onebot_sim import OneBotSimulator
 
 CONCURRENCY = (1, 10, 100)
 # commands per user, so that each cell takes a few seconds on a 2-core machine
@@ -64,34 +75,93 @@ LABELS = {
 
 
 class Cell:
-    """Bot CPU over a measured stretch (from /proc, so no cooperation from the bot)."""
+    """Bot CPU (all the bot's processes) over a measured stretch (from /proc, so no
+    cooperation from the bot), the simulator's CPU, and how busy the machine was."""
 
-    def __init__(self, bot: BotProcess) -> None:
-        self.bot = bot
+    def __init__(self, bots: list[BotProcess]) -> None:
+        self.bots = bots
 
     def __enter__(self) -> Cell:
-        self.cpu0 = process_cpu_seconds(self.bot.pid)
+        self.cpu0 = [process_cpu_seconds(bot.pid) for bot in self.bots]
         self.client0 = time.process_time()
+        self.server = PostgresCpu()
+        self.machine = MachineCpu()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bot_cpu = process_cpu_seconds(self.bot.pid) - self.cpu0
+        self.bot_cpu = sum(
+            process_cpu_seconds(bot.pid) - cpu0
+            for bot, cpu0 in zip(self.bots, self.cpu0, strict=True)
+        )
         self.client_cpu = time.process_time() - self.client0
+        self.server_cpu = self.server.seconds()
+        self.machine_busy = self.machine.busy_fraction()
+
+    def figures(self, answered: int) -> dict[str, float]:
+        return {
+            "bot_cpu_ms_per_cmd": round(self.bot_cpu / max(1, answered) * 1000, 3),
+            "client_cpu_ms_per_cmd": round(self.client_cpu / max(1, answered) * 1000, 3),
+            # every postgres process's CPU (an estimate; meaningful on PostgreSQL only)
+            "postgres_cpu_ms_per_cmd": round(self.server_cpu / max(1, answered) * 1000, 3),
+            "machine_cpu_busy": self.machine_busy,
+        }
+
+
+def door_of(doors: list[Door], user_id: int, base: int) -> Door:
+    """User `base + i` talks to process i mod N, for the whole run."""
+    return doors[(user_id - base) % len(doors)]
 
 
 async def simple_cell(
-    sim: OneBotSimulator, bot: BotProcess, users: int, commands: int, message: str, base: int
+    doors: list[Door], users: int, commands: int, message: str, base: int
 ) -> dict[str, Any]:
-    with Cell(bot) as cell:
-        result = await sim.run_load(users, commands, message, None, timeout=30.0, base_user_id=base)
-    result["bot_cpu_ms_per_cmd"] = round(cell.bot_cpu / max(1, result["ok"]) * 1000, 3)
-    result["client_cpu_ms_per_cmd"] = round(cell.client_cpu / max(1, result["ok"]) * 1000, 3)
+    with Cell([door.bot for door in doors]) as cell:
+        if len(doors) == 1:
+            result = await doors[0].sim.run_load(
+                users, commands, message, None, timeout=30.0, base_user_id=base
+            )
+        else:
+            result = await split_cell(doors, users, commands, message, base)
+    result.update(cell.figures(result["ok"]))
     return result
 
 
-async def add_addresses(sim: OneBotSimulator, replies: PrivateReplies, user_ids: list[int]) -> None:
+async def split_cell(
+    doors: list[Door], users: int, commands: int, message: str, base: int
+) -> dict[str, Any]:
+    """`run_load` over several processes: each user sends, waits for its answer, repeats."""
+    latencies: list[float] = []
+    timeouts = 0
+
+    async def user_loop(user_id: int) -> None:
+        nonlocal timeouts
+        door = door_of(doors, user_id, base)
+        for _ in range(commands):
+            try:
+                _sent, ms = await door.ask(user_id, message)
+            except TimeoutError:
+                timeouts += 1
+                continue
+            latencies.append(ms)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(user_loop(base + i) for i in range(users)))
+    duration = time.perf_counter() - started
+    return {
+        "users": users,
+        "commands_per_user": commands,
+        "total": users * commands,
+        "ok": len(latencies),
+        "timeouts": timeouts,
+        "duration_s": round(duration, 4),
+        "throughput_cmd_s": round(len(latencies) / duration, 2) if duration > 0 else 0.0,
+        "latency_ms": latency_summary(latencies),
+    }
+
+
+async def add_addresses(doors: list[Door], user_ids: list[int], base: int) -> None:
     async def one(user_id: int) -> None:
-        sent, _ = await ask(sim, replies, user_id, ADDRESS)
+        sent, _ = await door_of(doors, user_id, base).ask(user_id, ADDRESS)
         if "地址" not in sent.text:
             raise RuntimeError(f"address for {user_id} not added: {sent.text!r}")
 
@@ -99,13 +169,7 @@ async def add_addresses(sim: OneBotSimulator, replies: PrivateReplies, user_ids:
 
 
 async def order_cell(
-    sim: OneBotSimulator,
-    replies: PrivateReplies,
-    bot: BotProcess,
-    users: int,
-    orders: int,
-    item: int,
-    base: int,
+    doors: list[Door], users: int, orders: int, item: int, base: int
 ) -> dict[str, Any]:
     """`orders` times per user: /下单 → summary, 确认 → order; users run concurrently."""
     buy: list[float] = []
@@ -113,14 +177,15 @@ async def order_cell(
     failures: list[str] = []
 
     async def user_loop(user_id: int) -> None:
+        door = door_of(doors, user_id, base)
         for _ in range(orders):
             try:
-                sent, ms = await ask(sim, replies, user_id, f"/下单 {item} 1")
+                sent, ms = await door.ask(user_id, f"/下单 {item} 1")
                 if "请确认订单" not in sent.text:
                     failures.append(f"下单: {sent.text[:60]!r}")
                     continue
                 buy.append(ms)
-                sent, ms = await ask(sim, replies, user_id, "确认")
+                sent, ms = await door.ask(user_id, "确认")
                 if "下单成功" not in sent.text:
                     failures.append(f"确认: {sent.text[:60]!r}")
                     continue
@@ -128,7 +193,7 @@ async def order_cell(
             except TimeoutError:
                 failures.append("timeout")
 
-    with Cell(bot) as cell:
+    with Cell([door.bot for door in doors]) as cell:
         started = time.perf_counter()
         await asyncio.gather(*(user_loop(base + i) for i in range(users)))
         duration = time.perf_counter() - started
@@ -148,13 +213,12 @@ async def order_cell(
         "latency_ms": latency_summary(both),
         "latency_下单_ms": latency_summary(buy),
         "latency_确认_ms": latency_summary(confirm),
-        "bot_cpu_ms_per_cmd": round(cell.bot_cpu / max(1, answered) * 1000, 3),
-        "client_cpu_ms_per_cmd": round(cell.client_cpu / max(1, answered) * 1000, 3),
+        **cell.figures(answered),
     }
 
 
-async def create_item(sim: OneBotSimulator) -> int:
-    reply = await sim.ask_private(OWNER, "/新品 压测商品 1 1000000", timeout=30)
+async def create_item(door: Door) -> int:
+    reply = await door.sim.ask_private(OWNER, "/新品 压测商品 1 1000000", timeout=30)
     match = re.search(r"商品编号：(\d+)", reply.text)
     if match is None:
         raise RuntimeError(f"/新品 failed: {reply.text!r}")
@@ -177,19 +241,33 @@ def median_cell(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
-async def run(rounds: int, scale: float) -> dict[str, Any]:
+async def run(rounds: int, scale: float, server_url: str | None, processes: int) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    shop = BotProcess("bot.py", workdir / "shop", shop_env(workdir / "shop"))
-    echo = BotProcess("bench/echo_bot.py", workdir / "echo")
-    shop.start()
-    echo.start()
-    shop_sim = OneBotSimulator(shop.url, access_token=TOKEN)
-    echo_sim = OneBotSimulator(echo.url, access_token=TOKEN)
-    results: dict[str, Any] = {"machine": machine_info(), "rounds": rounds, "cells": {}}
+    async with throwaway_database(server_url, workdir / "shop") as database_url:
+        results = await measure(rounds, scale, workdir, database_url, processes)
+    results["database_kind"] = database_kind(database_url)
+    results["database_url"] = shown_url(database_url)
+    results["processes"] = processes
+    add_ratios(results)
+    return results
+
+
+async def measure(
+    rounds: int, scale: float, workdir: Path, database_url: str, processes: int
+) -> dict[str, Any]:
+    echo = Door(BotProcess("bench/echo_bot.py", workdir / "echo"))
+    echo.bot.start()
+    shops: list[Door] = []
+    results: dict[str, Any] = {
+        "machine": machine_info(),
+        "code": code_state(),
+        "rounds": rounds,
+        "cells": {},
+    }
     try:
-        await asyncio.gather(shop_sim.connect(timeout=90), echo_sim.connect(timeout=90))
-        replies = PrivateReplies(shop_sim)
-        item = await create_item(shop_sim)
+        shops = await start_shops(processes, workdir, database_url)
+        await echo.connect()
+        item = await create_item(shops[0])
         results["order_item_id"] = item
         commands = {c: max(1, round(k * scale)) for c, k in COMMANDS.items()}
         # Distinct users per (cell, round): base ids never overlap.
@@ -199,20 +277,22 @@ async def run(rounds: int, scale: float) -> dict[str, Any]:
                 (n, c, r) for n in SCENARIOS for c in CONCURRENCY for r in range(rounds)
             )
         }
-        order_users = [
-            bases["order", c, r] + i for c in CONCURRENCY for r in range(rounds) for i in range(c)
-        ]
         t = time.perf_counter()
-        await add_addresses(shop_sim, replies, order_users)
+        for c in CONCURRENCY:
+            for r in range(rounds):
+                base = bases["order", c, r]
+                await add_addresses(shops, [base + i for i in range(c)], base)
         results["address_setup_s"] = round(time.perf_counter() - t, 2)
-        # Warm-up (not reported): caches, statement compilation, first connections.
-        await echo_sim.run_load(10, 10, "/echo hi", base_user_id=900_000)
-        await shop_sim.run_load(10, 10, "/商品", base_user_id=900_000)
-        await shop_sim.run_load(10, 10, "/详情 1", base_user_id=900_100)
-        warm = list(range(900_200, 900_210))
-        await add_addresses(shop_sim, replies, warm)
-        await asyncio.gather(*(ask(shop_sim, replies, u, f"/下单 {item} 1") for u in warm))
-        await asyncio.gather(*(ask(shop_sim, replies, u, "确认") for u in warm))
+        # Warm-up (not reported): caches, statement compilation, first connections; on
+        # every process.
+        await echo.sim.run_load(10, 10, "/echo hi", base_user_id=900_000)
+        warm_base = 900_200
+        for index, shop in enumerate(shops):
+            await shop.sim.run_load(10, 10, "/商品", base_user_id=900_000 + 1000 * index)
+            await shop.sim.run_load(10, 10, "/详情 1", base_user_id=900_100 + 1000 * index)
+        warm = list(range(warm_base, warm_base + 10 * len(shops)))
+        await add_addresses(shops, warm, warm_base)
+        await order_cell(shops, len(warm), 1, item, warm_base)
 
         raw: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for r in range(rounds):
@@ -220,16 +300,16 @@ async def run(rounds: int, scale: float) -> dict[str, Any]:
                 k = commands[c]
                 cells = {
                     "echo": lambda c=c, k=k, r=r: simple_cell(
-                        echo_sim, echo, c, k, "/echo hi", bases["echo", c, r]
+                        [echo], c, k, "/echo hi", bases["echo", c, r]
                     ),
                     "商品": lambda c=c, k=k, r=r: simple_cell(
-                        shop_sim, shop, c, k, "/商品", bases["商品", c, r]
+                        shops, c, k, "/商品", bases["商品", c, r]
                     ),
                     "详情": lambda c=c, k=k, r=r: simple_cell(
-                        shop_sim, shop, c, k, "/详情 1", bases["详情", c, r]
+                        shops, c, k, "/详情 1", bases["详情", c, r]
                     ),
                     "order": lambda c=c, k=k, r=r: order_cell(
-                        shop_sim, replies, shop, c, max(1, k // 2), item, bases["order", c, r]
+                        shops, c, max(1, k // 2), item, bases["order", c, r]
                     ),
                 }
                 for name in SCENARIOS:
@@ -244,14 +324,20 @@ async def run(rounds: int, scale: float) -> dict[str, Any]:
                     )
         for (name, c), runs in raw.items():
             results["cells"][f"{name}@{c}"] = median_cell(runs)
-        replies.close()
     finally:
-        await asyncio.gather(shop_sim.close(), echo_sim.close(), return_exceptions=True)
-        shop.stop()
-        echo.stop()
-    results["tracebacks_in_logs"] = {"shop": shop.tracebacks(), "echo": echo.tracebacks()}
-    add_ratios(results)
+        for door in [*shops, echo]:
+            await door.close()
+    results["tracebacks_in_logs"] = {
+        "shop": sum(door.bot.tracebacks() for door in shops),
+        "echo": echo.bot.tracebacks(),
+    }
     return results
+
+
+def ratio(value: float, floor: float) -> float:
+    """value / floor, 0.0 when the floor measured 0 (CPU comes in 10 ms ticks: a tiny
+    `--scale` can measure none)."""
+    return round(value / floor, 2) if floor else 0.0
 
 
 def add_ratios(results: dict[str, Any]) -> None:
@@ -260,17 +346,16 @@ def add_ratios(results: dict[str, Any]) -> None:
         floor = cells[f"echo@{c}"]
         for name in SCENARIOS:
             cell = cells[f"{name}@{c}"]
-            cell["p50_x_echo"] = round(cell["latency_ms"]["p50"] / floor["latency_ms"]["p50"], 2)
-            cell["throughput_x_echo"] = round(
-                cell["throughput_cmd_s"] / floor["throughput_cmd_s"], 2
-            )
-            cell["bot_cpu_x_echo"] = round(
-                cell["bot_cpu_ms_per_cmd"] / floor["bot_cpu_ms_per_cmd"], 2
-            )
+            cell["p50_x_echo"] = ratio(cell["latency_ms"]["p50"], floor["latency_ms"]["p50"])
+            cell["throughput_x_echo"] = ratio(cell["throughput_cmd_s"], floor["throughput_cmd_s"])
+            cell["bot_cpu_x_echo"] = ratio(cell["bot_cpu_ms_per_cmd"], floor["bot_cpu_ms_per_cmd"])
 
 
 def markdown_table(results: dict[str, Any]) -> str:
     rows = [
+        f"Shop database: {results['database_kind']}, {results['processes']} bot "
+        f"process{'es' if results['processes'] > 1 else ''}; the echo bot one process.",
+        "",
         "| users | scenario | commands | cmd/s | p50 ms | p99 ms | max ms | bot CPU ms/cmd | p50 × echo | cmd/s × echo |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -283,6 +368,20 @@ def markdown_table(results: dict[str, Any]) -> str:
                 f"{lat['p50']:.1f} | {lat['p99']:.1f} | {lat['max']:.1f} | {cell['bot_cpu_ms_per_cmd']:.2f} | "
                 f"{cell['p50_x_echo']:.2f} | {cell['throughput_x_echo']:.2f} |"
             )
+    busy = [cell.get("machine_cpu_busy", 0.0) for cell in results["cells"].values()]
+    rows.append("")
+    rows.append(f"Machine CPU busy during the cells: {min(busy):.0%}–{max(busy):.0%}.")
+    if results["database_kind"] == "postgresql":
+        parts = [
+            f"{LABELS[name]} at {c}: {results['cells'][f'{name}@{c}']['postgres_cpu_ms_per_cmd']:.2f}"
+            for c in CONCURRENCY
+            for name in SCENARIOS[1:]
+        ]
+        rows.append(
+            "PostgreSQL server CPU ms per command (all postgres processes, an estimate): "
+            + "; ".join(parts)
+            + "."
+        )
     rows.append("")
     rows.append("Order flow split by step (p50 / p99 ms):")
     rows.append("")
@@ -305,10 +404,20 @@ def main() -> None:
         "--rounds", type=int, default=1, help="interleaved rounds; each cell keeps its median"
     )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the commands per user")
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server (postgresql+asyncpg://...): the shop gets a fresh schema "
+        "there, dropped afterwards; default a throw-away SQLite file",
+    )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="shop bot processes on the one database"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
     started = time.perf_counter()
-    results = asyncio.run(run(args.rounds, args.scale))
+    results = asyncio.run(run(args.rounds, args.scale, args.database_url, args.processes))
     results["wall_s"] = round(time.perf_counter() - started, 1)
     results["markdown"] = markdown_table(results)
     print(results["markdown"])

@@ -3,6 +3,9 @@
     python bench/run_all.py            # or: ./run bench
     python bench/run_all.py --only load,flash_sale
     python bench/run_all.py --quick    # smaller sizes, a smoke run (about 3 minutes)
+    python bench/run_all.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
+        # also load and the flash sale on PostgreSQL (fresh schemas, dropped afterwards),
+        # the flash sale with one and with two bot processes
 
 Each benchmark runs in its own process, one after the other (never two at once: they
 would share the 2 cores and measure each other). The machine's load average is recorded
@@ -48,6 +51,22 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], int]] = {
         ["bench/epay_notify.py", "--orders", "1000", "--concurrency", "50"],
         ["bench/epay_notify.py", "--orders", "200", "--concurrency", "50"],
         900,
+    ),
+}
+
+
+# Run only with --database-url, which is appended to their argv.
+POSTGRES_BENCHMARKS: dict[str, tuple[list[str], list[str], int]] = {
+    "load_postgres": (["bench/load.py"], ["bench/load.py", "--scale", "0.3"], 600),
+    "flash_sale_postgres": (
+        ["bench/flash_sale.py", "--buyers", "1000", "--stock", "100"],
+        ["bench/flash_sale.py", "--buyers", "200", "--stock", "20"],
+        600,
+    ),
+    "flash_sale_postgres_2p": (
+        ["bench/flash_sale.py", "--buyers", "1000", "--stock", "100", "--processes", "2"],
+        ["bench/flash_sale.py", "--buyers", "200", "--stock", "20", "--processes", "2"],
+        600,
     ),
 }
 
@@ -157,19 +176,33 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated subset of: " + ", ".join(BENCHMARKS)
+        "--only",
+        default="",
+        help="comma-separated subset of: "
+        + ", ".join([*BENCHMARKS, *POSTGRES_BENCHMARKS])
+        + " (the last ones need --database-url)",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server (postgresql+asyncpg://...): also run "
+        + ", ".join(POSTGRES_BENCHMARKS),
+    )
     args = parser.parse_args()
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
-    unknown = [n for n in names if n not in BENCHMARKS]
+    available = dict(BENCHMARKS)
+    if args.database_url:
+        for name, (full, quick, timeout) in POSTGRES_BENCHMARKS.items():
+            extra = ["--database-url", args.database_url]
+            available[name] = (full + extra, quick + extra, timeout)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(available)
+    unknown = [n for n in names if n not in available]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     OUT.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"machine": machine_info(), "quick": args.quick, "runs": {}}
     started = time.perf_counter()
     for name in names:
-        full, quick, timeout = BENCHMARKS[name]
+        full, quick, timeout = available[name]
         summary["runs"][name] = run_one(name, quick if args.quick else full, timeout)
     summary["wall_s"] = round(time.perf_counter() - started, 1)
     write_json(OUT / "summary.json", summary)
