@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from . import sqlite_driver
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SEARCH_PATH_PARAMETER = "search_path"
 _NOTICES_QUEUED = "notices_queued"
@@ -83,6 +85,10 @@ class Database:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            # aiosqlite with one thread hop per statement (models/sqlite_driver.py).
+            module = sqlite_driver.dbapi()
+            if module is not None:
+                kwargs["module"] = module
         else:
             kwargs["pool_pre_ping"] = True
             parsed, self.search_path = _split_search_path(parsed)
@@ -102,6 +108,9 @@ class Database:
         # Set after a write transaction that queued notices has committed: the outbox
         # dispatcher waits on it, so no door has to remember to wake it.
         self.notices_committed = asyncio.Event()
+        # How many write transactions this process committed: a cache of read-mostly
+        # facts (services/item_facts.py) is stale once this moved since it read them.
+        self.writes_committed = 0
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -127,6 +136,7 @@ class Database:
             self._after_commit(session)
 
     def _after_commit(self, session: AsyncSession) -> None:
+        self.writes_committed += 1
         if session.info.pop(_NOTICES_QUEUED, False):
             self.notices_committed.set()
 

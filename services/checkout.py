@@ -7,6 +7,7 @@ double 确认 creates one order."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,19 +16,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.tables import CheckoutDraft, CheckoutDraftLine, DraftSource, Item, ShopOrder, Variant
 
-from . import cart, orders
+from . import cart, placing, safeguards
 from .addresses import AddressSnapshot, default_address
-from .catalog import line_name
+from .catalog import VariantRef, line_name
 from .errors import (
     CartEmpty,
     DraftExpired,
+    ItemNotFound,
     ItemUnavailable,
     MixedVirtualOrder,
     NoAddress,
     OutOfStock,
     PriceChanged,
+    ShopError,
+    VariantNotFound,
+    VariantRequired,
 )
 from .orders import check_remark
+from .placing import Customer, Goods, ItemGoods, Pending
 
 
 def _in_chat(shop_id: int, user_id: int, group_id: int | None) -> ColumnElement[bool]:
@@ -116,47 +122,65 @@ async def start(
     remark: str,
     now: datetime,
     confirm_window: timedelta,
+    *,
+    goods: Mapping[int, Goods] | None = None,
+    customer: Customer | None = None,
 ) -> Summary:
     """Creates (or replaces) the user's draft in this chat and returns its summary.
     With no saved address: in a private chat the draft waits for one (summary.address is
     None); in a group NoAddress is raised and no draft is kept (addresses are never
-    collected in groups). Card keys (a virtual summary) need no address anywhere."""
+    collected in groups). Card keys (a virtual summary) need no address anywhere.
+    `goods` and `customer`: what the caller already read (placing.item_goods), so
+    nothing is read twice."""
     remark = check_remark(remark)
     if not wanted:
         raise CartEmpty()
-    lines = await _summary_lines(session, shop_id, wanted)
-    virtual = is_virtual(lines)
-    address = None if virtual else await default_address(session, shop_id, user_id)
-    # Its lines go with it (ON DELETE CASCADE).
-    await session.execute(delete(CheckoutDraft).where(_in_chat(shop_id, user_id, group_id)))
+    if goods is None:
+        goods = await placing.goods_by_id(session, shop_id, user_id, [v for v, _ in wanted])
+    # Checks availability now (the stock is only reserved on 确认).
+    lines = [(placing.check_available(shop_id, goods.get(v), q), q) for v, q in wanted]
+    virtual = placing.virtual_only(lines)
+    if virtual:
+        address = None
+    elif customer is not None:
+        address = customer.address
+    else:
+        saved = await default_address(session, shop_id, user_id)
+        address = AddressSnapshot.of(saved) if saved else None
     if address is None and group_id is not None and not virtual:
+        await placing.delete_draft_in_chat(session, shop_id, user_id, group_id)
         raise NoAddress()
-    draft = CheckoutDraft(
-        shop_id=shop_id,
-        group_id=group_id,
-        user_id=user_id,
-        source=source,
-        remark=remark,
-        awaiting_address=address is None and not virtual,
-        created_at=now,
-        expires_at=now + confirm_window,
-    )
-    session.add(draft)
-    await session.flush()
     # The unit price is what the customer sees in the summary; 确认 refuses if it moved.
-    session.add_all(
-        CheckoutDraftLine(
-            draft_id=draft.id or 0,
-            position=position,
-            variant_id=line.variant.id or 0,
-            quantity=line.quantity,
-            unit_price_fen=line.variant.price_fen,
-        )
-        for position, line in enumerate(lines, start=1)
+    draft = await placing.replace_draft(
+        session,
+        shop_id,
+        user_id,
+        group_id,
+        source,
+        [(line.variant_id, quantity, line.price_fen) for line, quantity in lines],
+        remark,
+        address is None and not virtual,
+        now,
+        confirm_window,
     )
-    await session.flush()
     # No address in a private chat: the draft waits for one (the summary says so).
-    return Summary(draft, lines, AddressSnapshot.of(address) if address else None, virtual)
+    summary_lines = [SummaryLine(line.item(), line.variant(), quantity) for line, quantity in lines]
+    return Summary(draft, summary_lines, address, virtual)
+
+
+def resolve(found: ItemGoods | None, shop_id: int, ref: VariantRef) -> Goods:
+    """catalog.resolve_variant on what placing.item_goods read (same refusals)."""
+    if found is None or found.shop_id != shop_id or not found.listed:
+        raise ItemNotFound(ref.item_id)
+    variants = found.variants
+    if ref.position is None:
+        if len(variants) != 1:
+            raise VariantRequired(ref.item_id, len(variants))
+        return variants[0]
+    for goods in variants:
+        if goods.position == ref.position:
+            return goods
+    raise VariantNotFound(ref.item_id, ref.position, len(variants))
 
 
 async def find(
@@ -184,49 +208,93 @@ async def address_given(
     return await summary_of(session, draft)
 
 
+def _draft_id(draft: CheckoutDraft) -> int:
+    # By its identity, not `draft.id`: a savepoint rolled back after changing the draft
+    # (the address step) expires it, and loading it again would need an await.
+    identity = inspect(draft).identity if inspect(draft, raiseerr=False) else None
+    return int(identity[0] if identity else draft.id or 0)
+
+
 async def discard(session: AsyncSession, draft: CheckoutDraft) -> None:
     """Deletes the draft (and its lines) if it is still there (a concurrent 确认 may have
     used it)."""
-    # By its identity, not `draft.id`: a savepoint rolled back after changing the draft
-    # (the address step) expires it, and loading it again would need an await.
-    identity = inspect(draft).identity
-    draft_id = identity[0] if identity else draft.id
-    await session.execute(delete(CheckoutDraft).where(CheckoutDraft.id == draft_id))  # type: ignore[arg-type]
+    await placing.delete_draft(session, _draft_id(draft))
 
 
 async def confirm(
     session: AsyncSession, draft: CheckoutDraft, now: datetime, unpaid_timeout: timedelta
 ) -> ShopOrder:
-    """Creates the order and consumes the draft. An expired draft is deleted and refused."""
-    # Read before the delete below takes them with the draft (ON DELETE CASCADE).
-    lines = await draft_lines(session, draft)
-    result = await session.execute(delete(CheckoutDraft).where(CheckoutDraft.id == draft.id))  # type: ignore[arg-type]
-    if not result.rowcount:  # type: ignore[attr-defined]
+    """Creates the order and consumes the draft. An expired draft is deleted and refused.
+    (No ban or unpaid-cap check: confirm_pending, which the 确认 use case calls, has them.)"""
+    pending = await placing.pending_by_id(
+        session, draft.shop_id, draft.user_id, _draft_id(draft), lock=False
+    )
+    if pending is None or not await placing.delete_draft(session, pending.draft_id):
         raise DraftExpired()  # confirmed by a concurrent 确认 a moment ago
-    if draft.expires_at <= now:
+    return await _place(session, pending, now, unpaid_timeout, None)
+
+
+async def confirm_pending(
+    session: AsyncSession,
+    pending: Pending,
+    now: datetime,
+    unpaid_timeout: timedelta,
+    max_unpaid_orders: int,
+) -> tuple[ShopOrder | None, ShopError | None]:
+    """确认 of a draft read with everything it needs (placing.pending_in_chat): the order,
+    or the refusal (a ban, the unpaid cap, a limit, stock gone, a price changed, ...).
+    The draft is used up either way: it is deleted first, and a refusal comes before
+    anything else is written, so the caller commits the deletion and raises the refusal
+    afterwards (no savepoint needed)."""
+    if not await placing.delete_draft(session, pending.draft_id):
+        return None, DraftExpired()  # confirmed by a concurrent 确认 a moment ago
+    try:
+        return await _place(session, pending, now, unpaid_timeout, max_unpaid_orders), None
+    except ShopError as error:
+        return None, error
+
+
+async def _place(
+    session: AsyncSession,
+    pending: Pending,
+    now: datetime,
+    unpaid_timeout: timedelta,
+    max_unpaid_orders: int | None,
+) -> ShopOrder:
+    if pending.expires_at <= now:
         raise DraftExpired()
-    # Physical goods need an address (place_order refuses without one); card keys none.
-    address = await default_address(session, draft.shop_id, draft.user_id)
-    for line in lines:
-        variant = await session.get(Variant, line.variant_id)
-        if variant is not None and variant.price_fen != line.unit_price_fen:
-            raise PriceChanged(line.unit_price_fen, variant.price_fen)
-    wanted = [(line.variant_id, line.quantity) for line in lines]
-    order = await orders.place_order(
+    if max_unpaid_orders is not None:
+        # A ban and the unpaid cap, read (on PostgreSQL under the customer's lock) in the
+        # transaction that reserves the stock: racing orders cannot both pass.
+        await safeguards.ensure_customer_may_order(
+            session,
+            pending.shop_id,
+            pending.user_id,
+            max_unpaid_orders,
+            pending.customer.banned,
+            pending.customer.unpaid,
+        )
+    for line in pending.lines:
+        if line.goods is not None and line.goods.price_fen != line.unit_price_fen:
+            raise PriceChanged(line.unit_price_fen, line.goods.price_fen)
+    merged: dict[int, tuple[Goods | None, int]] = {}
+    for line in pending.lines:
+        before = merged.get(line.variant_id, (line.goods, 0))[1]
+        merged[line.variant_id] = (line.goods, before + line.quantity)
+    # Physical goods need an address (placing.place refuses without one); card keys none.
+    order = await placing.place(
         session,
-        draft.shop_id,
-        draft.user_id,
-        draft.group_id,
-        wanted,
-        AddressSnapshot.of(address) if address else None,
-        draft.remark,
+        pending.shop_id,
+        pending.user_id,
+        pending.group_id,
+        list(merged.values()),
+        pending.customer.address,
+        pending.remark,
         now,
         unpaid_timeout,
     )
-    if draft.source == DraftSource.CART:
-        await cart.remove_variants(
-            session, draft.shop_id, draft.user_id, {variant_id for variant_id, _ in wanted}
-        )
+    if pending.source == DraftSource.CART:
+        await cart.remove_variants(session, pending.shop_id, pending.user_id, set(merged))
     return order
 
 

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db import for_writing
 from models.tables import (
-    Item,
     OrderEvent,
     OrderLine,
     OrderRequest,
@@ -27,7 +26,7 @@ from models.tables import (
     Variant,
 )
 
-from . import order_rules, safeguards
+from . import order_rules, placing, safeguards
 from .actors import Actor
 from .addresses import AddressSnapshot
 from .catalog import VariantRef, line_name
@@ -36,12 +35,9 @@ from .errors import (
     AlreadyPaid,
     InvalidTransition,
     InvalidValue,
-    ItemUnavailable,
     LastLine,
     LatePaymentStockGone,
     LineNotInOrder,
-    MixedVirtualOrder,
-    NoAddress,
     NoPendingRequest,
     NotForVirtualOrder,
     OrderNotFound,
@@ -239,6 +235,21 @@ def move(
         order.expires_at = None
 
 
+def record_event(
+    session: AsyncSession,
+    order: ShopOrder,
+    actor: Actor,
+    action: str,
+    now: datetime,
+    *,
+    detail: str = "",
+    reason: str = "",
+) -> OrderEvent:
+    """An event that changes no status (returned goods put back on the shelf by an
+    after-sales ticket): in the order's history like any other, who, when, what, why."""
+    return _event(session, order, actor, action, now, detail=detail, reason=reason)
+
+
 # --- creating -----------------------------------------------------------------------
 
 
@@ -258,86 +269,21 @@ async def place_order(
     Card keys (virtual items) make a virtual order, which takes no address; they are
     never mixed with physical goods (MixedVirtualOrder). A physical order needs one."""
     remark = check_remark(remark)
-    merged: dict[int, int] = {}
-    for variant_id, quantity in wanted:
-        merged[variant_id] = merged.get(variant_id, 0) + quantity
-    await safeguards.check_purchase_limits(session, shop_id, user_id, merged)
-    # Everything is checked before anything is written: in a flash sale most buyers are
-    # refused, and a refusal that reads three rows is cheap. The stock read here is only
-    # a fast answer; the conditional UPDATE in reserve_stock is what prevents oversell.
-    goods: list[tuple[Variant, Item, int]] = []
-    for variant_id, quantity in merged.items():
-        check_quantity(quantity)
-        variant = await session.get(Variant, variant_id)
-        item = await session.get(Item, variant.item_id) if variant else None
-        if variant is None or item is None or not item.listed or item.shop_id != shop_id:
-            raise ItemUnavailable(item.name if item else "该商品")
-        if variant.stock < quantity:
-            raise OutOfStock(line_name(item.name, variant.name), quantity, variant.stock)
-        goods.append((variant, item, quantity))
-    kinds = {item.virtual for _, item, _ in goods}
-    if len(kinds) > 1:
-        raise MixedVirtualOrder()
-    virtual = kinds == {True}
-    if virtual:
-        address = AddressSnapshot("", "", "")  # keys go by private message, nowhere else
-    elif address is None:
-        raise NoAddress()
-    order = ShopOrder(
-        code=await _unused_code(session),
-        shop_id=shop_id,
-        user_id=user_id,
-        group_id=group_id,
-        status=S.PENDING_PAYMENT.value,
-        total_fen=0,
-        receiver_name=address.name,
-        receiver_phone=address.phone,
-        receiver_address=address.detail,
-        remark=remark,
-        virtual=virtual,
-        created_at=now,
-        updated_at=now,
-        expires_at=now + unpaid_timeout,
+    # One read of the goods, their guards and what the customer bought, then one
+    # conditional UPDATE per line and one INSERT per row kind (services/placing.py).
+    merged = placing.merged_quantities(wanted)
+    found = await placing.goods_by_id(session, shop_id, user_id, list(merged))
+    return await placing.place(
+        session,
+        shop_id,
+        user_id,
+        group_id,
+        [(found.get(variant_id), quantity) for variant_id, quantity in merged.items()],
+        address,
+        remark,
+        now,
+        unpaid_timeout,
     )
-    session.add(order)
-    await session.flush()
-    lines: list[OrderLine] = []
-    for variant, item, quantity in goods:
-        variant_id = variant.id or 0
-        if not await reserve_stock(session, variant_id, quantity):
-            raise OutOfStock(
-                line_name(item.name, variant.name),
-                quantity,
-                await _current_stock(session, variant_id),
-            )
-        await safeguards.after_stock_change(session, variant_id, now)
-        line = OrderLine(
-            order_id=order.id or 0,
-            variant_id=variant_id,
-            item_id=item.id or 0,
-            position=variant.position,
-            item_name=item.name,
-            variant_name=variant.name,
-            unit_price_fen=variant.price_fen,
-            quantity=quantity,
-        )
-        session.add(line)
-        lines.append(line)
-    order.total_fen = order_total(lines)
-    session.add(
-        OrderEvent(
-            order_id=order.id or 0,
-            at=now,
-            actor="customer",
-            actor_id=user_id,
-            from_status=None,
-            to_status=order.status,
-            action="created",
-            detail=f"{len(lines)} 种商品，合计 {order.total_fen} 分",
-        )
-    )
-    await session.flush()
-    return order
 
 
 async def _unused_code(session: AsyncSession) -> str:

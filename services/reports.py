@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import bindparam, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.tables import (
@@ -248,31 +248,38 @@ class TogetherItem:
     orders: int  # sold orders holding both items
 
 
+# Prebuilt: /详情 runs it every time, and building the select cost more CPU than SQLite
+# spends running it (issue 16).
+_WITH_ITEM = (
+    select(OrderLine.order_id)
+    .join(ShopOrder, ShopOrder.id == OrderLine.order_id)
+    .where(
+        OrderLine.item_id == bindparam("item_id"),
+        ShopOrder.shop_id == bindparam("shop_id"),
+        ShopOrder.status.in_(SOLD),  # type: ignore[attr-defined]
+    )
+)
+_TOGETHER = func.count(distinct(OrderLine.order_id))
+_BOUGHT_TOGETHER = (
+    select(Item.id, Item.name, _TOGETHER)
+    .join(Item, Item.id == OrderLine.item_id)
+    .where(
+        OrderLine.order_id.in_(_WITH_ITEM),  # type: ignore[attr-defined]
+        OrderLine.item_id != bindparam("item_id"),
+        Item.listed.is_(True),  # type: ignore[attr-defined]
+    )
+    .group_by(Item.id, Item.name)
+    .order_by(_TOGETHER.desc(), Item.id)
+    .limit(bindparam("limit"))
+)
+
+
 async def bought_together(
     session: AsyncSession, shop_id: int, item_id: int, *, limit: int = TOGETHER_ITEMS
 ) -> list[TogetherItem]:
     """On-shelf items most often in the same sold orders as `item_id` (never itself)."""
-    with_item = (
-        select(OrderLine.order_id)
-        .join(ShopOrder, ShopOrder.id == OrderLine.order_id)
-        .where(
-            OrderLine.item_id == item_id,
-            ShopOrder.shop_id == shop_id,
-            ShopOrder.status.in_(SOLD),  # type: ignore[attr-defined]
-        )
-    )
-    together = func.count(distinct(OrderLine.order_id))
     rows = await session.execute(
-        select(Item.id, Item.name, together)
-        .join(Item, Item.id == OrderLine.item_id)
-        .where(
-            OrderLine.order_id.in_(with_item),  # type: ignore[attr-defined]
-            OrderLine.item_id != item_id,
-            Item.listed.is_(True),  # type: ignore[attr-defined]
-        )
-        .group_by(Item.id, Item.name)
-        .order_by(together.desc(), Item.id)
-        .limit(limit)
+        _BOUGHT_TOGETHER, {"item_id": item_id, "shop_id": shop_id, "limit": limit}
     )
     return [TogetherItem(int(found), name, int(count)) for found, name, count in rows]
 

@@ -10,7 +10,7 @@ or a limit, and two sales of one variant must not both announce the same crossin
 - on SQLite, `Database.write()` runs one write transaction at a time (and SQLite allows
   one writer), so every check here sees the transaction before it;
 - on PostgreSQL, a customer's checks take a transaction-scoped advisory lock on that
-  customer (`_lock_customer`): a second order of theirs waits for the first to commit,
+  customer (`lock_customer`): a second order of theirs waits for the first to commit,
   then counts it. Low-stock crossings are decided after the stock UPDATE, which holds
   the variant's row lock until commit: crossings of one variant are decided one
   transaction at a time.
@@ -226,7 +226,7 @@ async def list_bans(session: AsyncSession, shop_id: int) -> list[Ban]:
 # --- ordering limits ----------------------------------------------------------------
 
 
-async def _lock_customer(session: AsyncSession, shop_id: int, user_id: int) -> None:
+async def lock_customer(session: AsyncSession, shop_id: int, user_id: int) -> None:
     """Serialises the order checks of one customer until this transaction ends. SQLite
     needs nothing (one write transaction at a time); PostgreSQL takes an advisory lock
     (re-entrant within a transaction). Two customers may share a key by hashing: that
@@ -257,7 +257,7 @@ async def check_unpaid_cap(
     held by unpaid orders is what abusers aim at). 0: no cap."""
     if max_unpaid_orders <= 0:
         return
-    await _lock_customer(session, shop_id, user_id)
+    await lock_customer(session, shop_id, user_id)
     codes = await unpaid_order_codes(session, shop_id, user_id)
     if len(codes) >= max_unpaid_orders:
         raise TooManyUnpaidOrders(max_unpaid_orders, tuple(codes))
@@ -283,7 +283,7 @@ async def check_purchase_limits(
     )
     if not limits:
         return
-    await _lock_customer(session, shop_id, user_id)
+    await lock_customer(session, shop_id, user_id)
     bought = dict(
         (
             await session.execute(
@@ -310,6 +310,24 @@ async def check_purchase_limits(
                 )
             ).one()
             raise PurchaseLimitReached(item_name, variant_name, limit, already)
+
+
+async def ensure_customer_may_order(
+    session: AsyncSession,
+    shop_id: int,
+    user_id: int,
+    max_unpaid_orders: int,
+    banned: bool,
+    unpaid: int,
+) -> None:
+    """The ban and the unpaid-order cap of ensure_may_order, on what was read with the
+    goods (services/placing.py: one statement for everything 确认 needs); the codes are
+    read only to refuse."""
+    if banned:
+        raise Banned()
+    if 0 < max_unpaid_orders <= unpaid:
+        codes = await unpaid_order_codes(session, shop_id, user_id)
+        raise TooManyUnpaidOrders(max_unpaid_orders, tuple(codes))
 
 
 async def ensure_may_order(

@@ -219,6 +219,12 @@ def not_understood(
     understood, the command it resembles (if any), and where to look."""
     prefix = display_prefix(prefixes)
     if not invocation.prefixed and invocation.word in _dialogue_replies():
+        idle = next(
+            (c.idle_reply for c in registry.dialogues.values() if c.usage == invocation.word),
+            "",
+        )
+        if idle:  # e.g. 确认删除 with no /删除 waiting
+            return idle
         # 确认 with no order summary waiting (already placed, or timed out).
         return f"没有等待确认的订单：已经提交或已超时。发 {prefix}订单 查看你的订单。"
     close = suggest(invocation.word, commands)

@@ -34,11 +34,11 @@ from models.types import utcnow
 from .. import (
     addresses,
     cart,
-    catalog,
     checkout,
     notices,
     orders,
     payment_attempts,
+    placing,
     reviews,
     safeguards,
     shipping,
@@ -177,13 +177,45 @@ async def buy_now(
     now: datetime | None = None,
 ) -> CheckoutStep:
     """/下单: a summary of one variant (replacing any earlier one in this chat). Nothing is
-    reserved until 确认."""
-
-    async def wanted(session: AsyncSession) -> list[tuple[int, int]]:
-        _, variant = await catalog.resolve_variant(session, shop.shop_id, ref)
-        return [(variant.id or 0, quantity)]
-
-    return await _start_checkout(shop, caller, DraftSource.BUY, wanted, remark, now)
+    reserved until 确认. One read (the item's variants, their guards, the customer's
+    ban, unpaid orders and address: placing.item_goods) and three writes."""
+    now = now or utcnow()
+    async with shop.database.write() as session:
+        found = await placing.item_goods(session, shop.shop_id, caller.user_id, ref.item_id)
+        goods = checkout.resolve(found, shop.shop_id, ref)
+        assert found is not None
+        customer = found.customer
+        await safeguards.ensure_customer_may_order(
+            session,
+            shop.shop_id,
+            caller.user_id,
+            shop.settings.max_unpaid_orders,
+            customer.banned,
+            customer.unpaid,
+        )
+        placing.check_limits([(goods, quantity)])
+        try:
+            summary = await checkout.start(
+                session,
+                shop.shop_id,
+                caller.user_id,
+                caller.group_id,
+                DraftSource.BUY,
+                [(goods.variant_id, quantity)],
+                remark,
+                now,
+                shop.settings.confirm_timeout,
+                goods={goods.variant_id: goods},
+                customer=customer,
+            )
+        except NoAddress:
+            # Addresses are never collected in a group. Any earlier summary in this chat
+            # stays deleted (committed): the index below forgets it too.
+            summary = None
+    if summary is None:
+        shop.drafts.drop(caller.group_id, caller.user_id)
+        return CheckoutStep(NextStep.ADD_ADDRESS_PRIVATELY)
+    return _shown(shop, caller, summary)
 
 
 async def check_out_cart(
@@ -227,14 +259,24 @@ async def confirm_summary(
     ShopError (stock gone, price changed, ...) once the summary is deleted."""
     now = now or utcnow()
     settings = shop.settings
+    # Who hears of the order, from the cache the router keeps (outside the write lock).
+    staff_ids = await shop.access.staff_ids()
     async with shop.database.write() as session:
-        draft = await checkout.find(session, shop.shop_id, caller.user_id, caller.group_id)
-        if draft is None or draft.expires_at <= now:
+        # The draft, its goods and the customer's facts in one read (on PostgreSQL under
+        # the customer's lock, so the unpaid cap and limits count racing orders).
+        pending = await placing.pending_in_chat(
+            session, shop.shop_id, caller.user_id, caller.group_id, lock=True
+        )
+        if pending is None or pending.expires_at <= now:
             shop.drafts.drop(caller.group_id, caller.user_id)
-            if draft is not None:
-                await checkout.discard(session, draft)
+            if pending is not None:
+                await placing.delete_draft(session, pending.draft_id)
             return CheckoutStep(NextStep.START_AGAIN)
-        if draft.awaiting_address:
+        if pending.awaiting_address:
+            draft = await checkout.find(session, shop.shop_id, caller.user_id, caller.group_id)
+            if draft is None:  # used by a concurrent message a moment ago
+                shop.drafts.drop(caller.group_id, caller.user_id)
+                return CheckoutStep(NextStep.START_AGAIN)
             if await addresses.default_address(session, shop.shop_id, caller.user_id) is None:
                 return _shown(shop, caller, await checkout.summary_of(session, draft))
             summary, failure = await _or_discard(
@@ -249,14 +291,10 @@ async def confirm_summary(
             # From here the summary is used up, whatever happens to the order (a flash
             # sale queues on this one write lock: bench/flash_sale.py).
             shop.drafts.drop(caller.group_id, caller.user_id)
-
-            async def place() -> ShopOrder:
-                # A ban, the unpaid cap (and in place_order the purchase limits), in the
-                # transaction that reserves the stock: racing orders cannot both pass.
-                await safeguards.ensure_may_order(
-                    session, shop.shop_id, caller.user_id, settings.max_unpaid_orders
-                )
-                order = await checkout.confirm(session, draft, now, settings.unpaid_timeout)
+            order, failure = await checkout.confirm_pending(
+                session, pending, now, settings.unpaid_timeout, settings.max_unpaid_orders
+            )
+            if order is not None:
                 await notices.to_staff(
                     session,
                     shop.shop_id,
@@ -264,10 +302,8 @@ async def confirm_summary(
                     notices.new_order_for_staff(order),
                     f"order:{order.code}:new",
                     now,
+                    staff_ids=staff_ids,
                 )
-                return order
-
-            order, failure = await _or_discard(shop, caller, session, draft, place)
             summary = None
     if failure is not None:
         raise failure

@@ -20,6 +20,7 @@ from services import reports as report_domain
 from services.actors import Caller
 from services.context import ShopContext, close_shop, open_shop
 from services.errors import InvalidValue
+from services.item_facts import FACTS_TTL_SECONDS, ItemFactsCache
 from services.reports import EXPORT_HEADER, ExportPrivateOnly, report_moment, spreadsheet_text
 from services.staff import Role
 from services.tracking import normalise_carrier
@@ -279,6 +280,32 @@ async def test_bought_together_from_sold_orders_never_itself_nor_delisted(
     view = await catalog.item_detail(shop, CUSTOMER, 1)
     assert [t.item_id for t in view.together] == [2, 6]
     assert (await catalog.item_detail(shop, CUSTOMER, 4)).together == ()
+
+
+async def test_bought_together_another_process_changed_shows_after_the_ttl(
+    shop: ShopContext,
+) -> None:
+    """/详情 remembers the bought-together list (services/item_facts.py): a change by
+    another process on the same database shows once FACTS_TTL_SECONDS passed; a write in
+    this process shows at once."""
+    clock = [1000.0]
+    shop.item_facts = ItemFactsCache(clock=lambda: clock[0])
+    paid = NOW - timedelta(hours=1)
+    await order_at(shop, paid, ((1, 1, 1), (2, 1, 1)), paid_at=paid)
+    await order_at(shop, paid, ((1, 1, 1), (3, 1, 1)), paid_at=paid)
+    assert [t.item_id for t in (await catalog.item_detail(shop, CUSTOMER, 1)).together] == [2, 3]
+    other_process = await open_shop(shop.settings, shop.owners)
+    try:
+        await delist(other_process, 2)
+    finally:
+        await close_shop(other_process)
+    clock[0] += FACTS_TTL_SECONDS - 1
+    assert [t.item_id for t in (await catalog.item_detail(shop, CUSTOMER, 1)).together] == [2, 3]
+    clock[0] += 1
+    assert [t.item_id for t in (await catalog.item_detail(shop, CUSTOMER, 1)).together] == [3]
+    # This process's own write: at once, well within the TTL.
+    await delist(shop, 3)
+    assert (await catalog.item_detail(shop, CUSTOMER, 1)).together == ()
 
 
 # --- the daily report -----------------------------------------------------------------
