@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.tables import Category, Item, Variant
+from models.db import for_writing
+from models.tables import (
+    CardKey,
+    CartLine,
+    Category,
+    CheckoutDraft,
+    CheckoutDraftLine,
+    Item,
+    OrderLine,
+    Variant,
+    VariantGuard,
+)
 from models.types import utcnow
 
 from . import safeguards
 from .errors import (
+    DeleteBlock,
+    DeleteBlocked,
     InvalidValue,
     ItemNotFound,
     KeyStockOnly,
@@ -274,27 +288,52 @@ async def _variants_of(session: AsyncSession, item_id: int) -> list[Variant]:
     return list(rows.scalars())
 
 
-_ITEM_WITH_CATEGORY = (
-    select(Item, Category.name)
+# The item, its category's name and its variants in one statement (a row per variant;
+# an item without variants gives one row with NULL variant columns). Core on the
+# connection, objects built from the row as the ORM builds loaded ones: /详情 is the
+# second most frequent command and ORM loading cost more than SQLite's work (issue 16).
+_ITEM_COLUMNS = tuple(Item.__table__.c)  # type: ignore[attr-defined]
+_VARIANT_COLUMNS = tuple(Variant.__table__.c)  # type: ignore[attr-defined]
+_ITEM_PAGE = (
+    select(*_ITEM_COLUMNS, Category.name, *_VARIANT_COLUMNS)
+    .select_from(Item)
     .outerjoin(Category, Category.id == Item.category_id)
+    .outerjoin(Variant, Variant.item_id == Item.id)  # type: ignore[arg-type]
     .where(Item.id == bindparam("item_id"), Item.shop_id == bindparam("shop_id"))
+    .order_by(Variant.position)
 )
-_VARIANTS_OF = (
-    select(Variant).where(Variant.item_id == bindparam("item_id")).order_by(Variant.position)
-)
+_ITEM_KEYS = tuple(column.key for column in _ITEM_COLUMNS)
+_VARIANT_KEYS = tuple(column.key for column in _VARIANT_COLUMNS)
+_CATEGORY_AT = len(_ITEM_KEYS)
+_VARIANT_AT = _CATEGORY_AT + 1
+
+
+_Model = TypeVar("_Model")
+
+
+def _loaded(model: type[_Model], values: dict[str, Any]) -> _Model:
+    """An instance as the ORM builds one it loaded (no __init__, see placing.built)."""
+    instance: _Model = model.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
+    instance.__dict__.update(values)
+    return instance
 
 
 async def item_detail(
     session: AsyncSession, shop_id: int, item_id: int, *, include_delisted: bool = False
 ) -> ItemDetail:
-    # Two prebuilt queries: /详情 is the second most frequent command.
-    row = (
-        await session.execute(_ITEM_WITH_CATEGORY, {"item_id": item_id, "shop_id": shop_id})
-    ).first()
-    if row is None or (not row[0].listed and not include_delisted):
+    connection = await session.connection()
+    rows = (await connection.execute(_ITEM_PAGE, {"item_id": item_id, "shop_id": shop_id})).all()
+    if not rows:
         raise ItemNotFound(item_id)
-    variants = list((await session.execute(_VARIANTS_OF, {"item_id": item_id})).scalars())
-    return ItemDetail(row[0], row[1], variants)
+    item = _loaded(Item, dict(zip(_ITEM_KEYS, rows[0], strict=False)))
+    if not item.listed and not include_delisted:
+        raise ItemNotFound(item_id)
+    variants = [
+        _loaded(Variant, dict(zip(_VARIANT_KEYS, row[_VARIANT_AT:], strict=True)))
+        for row in rows
+        if row[_VARIANT_AT] is not None
+    ]
+    return ItemDetail(item, rows[0][_CATEGORY_AT], variants)
 
 
 async def resolve_variant(
@@ -492,6 +531,157 @@ async def set_no_reason_return(
     item.updated_at = utcnow()
     await session.flush()
     return item
+
+
+# --- renaming and deleting (/改名 /删除) ----------------------------------------------
+
+
+async def rename_item(
+    session: AsyncSession, shop_id: int, item_id: int, name: str
+) -> tuple[Item, str]:
+    """Returns the item with its new name and the old name. Orders keep the name they
+    were placed under: their lines hold a copy."""
+    name = check_text(FIELD_ITEM_NAME, name, MAX_ITEM_NAME)
+    item = await get_item(session, shop_id, item_id, include_delisted=True)
+    old_name = item.name
+    item.name = name
+    item.updated_at = utcnow()
+    await session.flush()
+    return item, old_name
+
+
+async def rename_variant(
+    session: AsyncSession, shop_id: int, ref: VariantRef, name: str
+) -> tuple[Item, Variant, str]:
+    """Returns the item, the variant with its new name and the old name; two variants of
+    one item never share a name (customers tell them apart by it)."""
+    name = check_text(FIELD_VARIANT_NAME, name, MAX_VARIANT_NAME)
+    item, variant = await resolve_variant(session, shop_id, ref, include_delisted=True)
+    old_name = variant.name
+    if name != old_name and any(v.name == name for v in await _variants_of(session, item.id or 0)):
+        raise InvalidValue(FIELD_VARIANT_NAME, "duplicate", name)
+    variant.name = name
+    await _touch(session, item.id or 0)
+    await session.flush()
+    return item, variant, old_name
+
+
+@dataclass(frozen=True)
+class DeletionPlan:
+    """What /删除 removes: an item with every variant (`12`), or one variant (`12-2`),
+    with the customers' cart lines and the safeguard settings (/限购 /预警) of them."""
+
+    ref: VariantRef
+    item: Item
+    variants: list[Variant]
+    cart_lines: int
+    guards: int
+
+    @property
+    def whole_item(self) -> bool:
+        return self.ref.position is None
+
+    @property
+    def variant_ids(self) -> frozenset[int]:
+        return frozenset(v.id or 0 for v in self.variants)
+
+
+async def _count(session: AsyncSession, statement: Select[Any]) -> int:
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def plan_deletion(
+    session: AsyncSession, shop_id: int, ref: VariantRef, now: datetime
+) -> DeletionPlan:
+    """What deleting `ref` would remove, or DeleteBlocked: it is on an order (orders keep
+    what was bought: delist it instead), in an order summary a customer may still confirm,
+    holds unsold card keys, or is the item's last variant (delete the item). Inside
+    Database.write() on PostgreSQL the variants are locked, so an order placed meanwhile
+    either comes first and is seen here, or waits and then finds them gone."""
+    item = await get_item(session, shop_id, ref.item_id, include_delisted=True)
+    rows = await session.execute(
+        for_writing(
+            select(Variant).where(Variant.item_id == ref.item_id).order_by(Variant.position),  # type: ignore[arg-type]
+            session,
+        )
+    )
+    variants = list(rows.scalars())
+    ref_text = str(ref)
+    if ref.position is not None:
+        chosen = [v for v in variants if v.position == ref.position]
+        if not chosen:
+            raise VariantNotFound(ref.item_id, ref.position, len(variants))
+        if len(variants) == 1:
+            raise DeleteBlocked(ref_text, ref.item_id, DeleteBlock.LAST_VARIANT)
+        variants = chosen
+    ids = [v.id or 0 for v in variants]
+    orders = await _count(
+        session,
+        select(func.count(func.distinct(OrderLine.order_id))).where(
+            OrderLine.variant_id.in_(ids)  # type: ignore[attr-defined]
+        ),
+    )
+    if orders:
+        raise DeleteBlocked(ref_text, ref.item_id, DeleteBlock.ORDERED, orders)
+    waiting = await _count(
+        session,
+        select(func.count(func.distinct(CheckoutDraft.id)))
+        .join(CheckoutDraftLine, CheckoutDraftLine.draft_id == CheckoutDraft.id)  # type: ignore[arg-type]
+        .where(
+            CheckoutDraftLine.variant_id.in_(ids),  # type: ignore[attr-defined]
+            CheckoutDraft.expires_at > now,  # type: ignore[arg-type]
+        ),
+    )
+    if waiting:
+        raise DeleteBlocked(ref_text, ref.item_id, DeleteBlock.IN_CHECKOUT, waiting)
+    keys = await _count(
+        session,
+        select(func.count()).select_from(CardKey).where(CardKey.variant_id.in_(ids)),  # type: ignore[attr-defined]
+    )
+    if keys:
+        raise DeleteBlocked(ref_text, ref.item_id, DeleteBlock.UNUSED_KEYS, keys)
+    carts = await _count(
+        session,
+        select(func.count()).select_from(CartLine).where(CartLine.variant_id.in_(ids)),  # type: ignore[attr-defined]
+    )
+    guards = await _count(
+        session,
+        select(func.count()).select_from(VariantGuard).where(VariantGuard.variant_id.in_(ids)),  # type: ignore[attr-defined]
+    )
+    return DeletionPlan(ref, item, variants, carts, guards)
+
+
+async def delete_planned(session: AsyncSession, plan: DeletionPlan) -> list[tuple[int | None, int]]:
+    """Deletes what `plan` (just made in this transaction) shows. Order summaries that
+    hold it have all timed out (live ones block the plan) and go too; returns their
+    (group_id, user_id), for the draft index to forget them."""
+    ids = list(plan.variant_ids)
+    stale = (
+        await session.execute(
+            select(CheckoutDraft.id, CheckoutDraft.group_id, CheckoutDraft.user_id).where(
+                CheckoutDraft.id.in_(  # type: ignore[union-attr]
+                    select(CheckoutDraftLine.draft_id).where(
+                        CheckoutDraftLine.variant_id.in_(ids)  # type: ignore[attr-defined]
+                    )
+                )
+            )
+        )
+    ).all()
+    if stale:
+        draft_ids = [row[0] for row in stale]
+        await session.execute(
+            delete(CheckoutDraftLine).where(CheckoutDraftLine.draft_id.in_(draft_ids))  # type: ignore[attr-defined]
+        )
+        await session.execute(delete(CheckoutDraft).where(CheckoutDraft.id.in_(draft_ids)))  # type: ignore[union-attr]
+    await session.execute(delete(CartLine).where(CartLine.variant_id.in_(ids)))  # type: ignore[attr-defined]
+    await session.execute(delete(VariantGuard).where(VariantGuard.variant_id.in_(ids)))  # type: ignore[attr-defined]
+    await session.execute(delete(Variant).where(Variant.id.in_(ids)))  # type: ignore[union-attr]
+    item_id = plan.item.id or 0
+    if plan.whole_item:
+        await session.execute(delete(Item).where(Item.id == item_id))  # type: ignore[arg-type]
+    else:
+        await _touch(session, item_id)
+    return [(group_id, user_id) for _, group_id, user_id in stale]
 
 
 async def _touch(session: AsyncSession, item_id: int) -> None:

@@ -79,8 +79,8 @@ def render_commands_doc(commands: Iterable[Command], dialogues: Mapping[str, Com
     lines += [
         "## Replies inside a dialogue",
         "",
-        "Typed without a prefix while the bot waits for them (after an order summary, or",
-        "while it asks for an address):",
+        "Typed without a prefix while the bot waits for them (after an order summary,",
+        "while it asks for an address, or after `/删除` asks to confirm):",
         "",
     ]
     for name, command in dialogues.items():

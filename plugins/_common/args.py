@@ -1,9 +1,10 @@
 """Argument parsing and validation, in one place for every command.
 
-Words are separated by white space; the last free-text argument takes the rest of the
-line. Identifier words are NFKC-normalised so `１２－２` typed with a Chinese IME works.
-Every failure raises `UsageError` with a Chinese reason; the router appends the
-command's usage and example.
+Words are separated by white space; a word that opens with a quotation mark runs to the
+closing one, spaces and all (`/新品 "iPhone 15 Pro" 5999 10`); the last free-text
+argument takes the rest of the line as typed. Identifier words are NFKC-normalised so
+`１２－２` typed with a Chinese IME works. Every failure raises `UsageError` with a
+Chinese reason; the router appends the command's usage and example.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ _MONEY_CHARS = re.compile(r"^[¥￥]?[0-9.]+元?$")
 _ID = re.compile(r"^\d{1,9}$")  # ids are 32-bit columns (PostgreSQL rejects larger values)
 
 
+# Quotation marks around a name with spaces (`"iPhone 15 Pro"`). Chinese IMEs type “…”,
+# some keyboards ”…” or “…“, phones the full-width ＂: double quotes of any kind close one
+# another. Corner brackets close only with their own partner.
+_DOUBLE_QUOTES = '"“”＂'
+_CLOSERS = {**dict.fromkeys(_DOUBLE_QUOTES, _DOUBLE_QUOTES), "「": "」", "『": "』"}
+NAME_QUOTE_HINT = '名称含空格时请用引号括起来，如 "iPhone 15 Pro"。'
+
+
 class UsageError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -37,9 +46,46 @@ def normalise_word(word: str) -> str:
     return unicodedata.normalize("NFKC", word).strip()
 
 
+def starts_quoted(text: str) -> bool:
+    return text[:1] in _CLOSERS
+
+
+def _closing_quote(text: str) -> int:
+    """Where the quotation that opens `text` closes, or -1 when it does not."""
+    closers = _CLOSERS[text[0]]
+    return next((i for i in range(1, len(text)) if text[i] in closers), -1)
+
+
+def _split(text: str) -> tuple[str, str, bool]:
+    """The first word of `text` (stripped, not empty), the rest, and whether the word was
+    in quotes (then it is what is between them, spaces and all)."""
+    if not starts_quoted(text):
+        parts = text.split(maxsplit=1)
+        return parts[0], parts[1] if len(parts) > 1 else "", False
+    end = _closing_quote(text)
+    if end < 0:
+        raise UsageError(f"引号没有配对：{quote(text)}。{NAME_QUOTE_HINT}")
+    after = text[end + 1 :]
+    if after and not after[0].isspace():
+        raise UsageError(
+            f"右引号后面要空一格再写下一项：{quote(text[: end + 2])}。"
+            '名称本身以引号开头时，请整个再用引号括起来，如 "「限定」冷萃"。'
+        )
+    return text[1:end], after.lstrip(), True
+
+
+def _one_line(name: str) -> str:
+    """A name is shown on one line: white space inside (a quoted line break, a run of
+    spaces) becomes one space."""
+    return " ".join(name.split())
+
+
 class ArgReader:
     def __init__(self, text: str) -> None:
         self._rest = text.strip()
+        self._last_quoted = False
+        # A name was read without quotes: a later word that fails may be the rest of it.
+        self._bare_name = False
 
     @property
     def remaining(self) -> str:
@@ -48,48 +94,83 @@ class ArgReader:
     def has_more(self) -> bool:
         return bool(self._rest)
 
+    def _error(self, reason: str) -> UsageError:
+        """A wrong word; after an unquoted name (`/新品 iPhone 15 Pro 5999 10` reads the
+        name `iPhone`, then fails on `Pro`) it says how to keep the spaces in a name."""
+        if self._bare_name:
+            reason = f"{reason}\n{NAME_QUOTE_HINT}"
+        return UsageError(reason)
+
     def _take(self) -> str | None:
         if not self._rest:
             return None
-        parts = self._rest.split(maxsplit=1)
-        self._rest = parts[1] if len(parts) > 1 else ""
-        return parts[0]
+        word, self._rest, self._last_quoted = _split(self._rest)
+        return word
 
     def peek(self) -> str | None:
-        return self._rest.split(maxsplit=1)[0] if self._rest else None
+        if not self._rest:
+            return None
+        try:
+            return _split(self._rest)[0]
+        except UsageError:  # an unclosed quote: the word that reads it says so
+            return self._rest.split(maxsplit=1)[0]
 
     def word(self, what: str) -> str:
         word = self._take()
         if word is None:
-            raise UsageError(f"缺少{what}。")
+            raise UsageError(f"缺少{what}。")  # missing, not wrong: no quoting hint
         return word
 
     def optional_word(self) -> str | None:
         return self._take()
 
+    def name(self, what: str) -> str:
+        """A name (an item's, a variant's, a category's): one word, or several in quotes
+        (`"iPhone 15 Pro"`, `“大号 黑色”`, `「冷萃 咖啡」`), on one line. Its length and
+        emptiness are the services' to check."""
+        name = _one_line(self.word(what))
+        if not self._last_quoted:
+            self._bare_name = True
+        return name
+
+    def optional_name(self, what: str) -> str | None:
+        return self.name(what) if self._rest else None
+
+    def rest_name(self, what: str) -> str:
+        """A name as the last argument: the rest of the line, quotes optional (`/改名 12
+        iPhone 15 Pro` and `/改名 12 "iPhone 15 Pro"` alike). Quotes that do not wrap
+        the whole rest are part of the name (`「限定」冷萃`); an unclosed one is refused."""
+        if starts_quoted(self._rest):
+            end = _closing_quote(self._rest)
+            if end < 0:
+                raise UsageError(f"引号没有配对：{quote(self._rest)}。{NAME_QUOTE_HINT}")
+            if end == len(self._rest) - 1:
+                return self.name(what)
+        return _one_line(self.rest(what))
+
     def rest(self, what: str, *, required: bool = True) -> str:
         text, self._rest = self._rest, ""
         if required and not text:
-            raise UsageError(f"缺少{what}。")
+            raise UsageError(f"缺少{what}。")  # missing, not wrong: no quoting hint
         return text
 
     def end(self) -> None:
         if self._rest:
-            raise UsageError(f"多余的内容：{clip(self._rest)}")
+            raise self._error(f"多余的内容：{clip(self._rest)}")
 
     # --- typed words --------------------------------------------------------------
 
     def item_id(self) -> int:
         word = normalise_word(self.word("商品编号"))
         if not _ID.match(word) or int(word) == 0:
-            raise UsageError(f"商品编号应是 1 到 9 位数字（如 12），而不是{quote(word)}。")
+            raise self._error(f"商品编号应是 1 到 9 位数字（如 12），而不是{quote(word)}。")
         return int(word)
 
     def variant_ref(self) -> VariantRef:
         word = normalise_word(self.word("规格编号"))
         match = _VARIANT_REF.match(word)
         if match is None or int(match.group(1)) == 0 or match.group(2) in {"0", "00", "000"}:
-            raise UsageError(
+            raise self._error(
                 f"规格编号应像 12 或 12-2（商品编号-第几个规格），而不是{quote(word)}。"
             )
         position = int(match.group(2)) if match.group(2) else None
@@ -101,7 +182,7 @@ class ArgReader:
             return parse_yuan(word)
         except InvalidValue as error:
             if error.reason == "format":
-                raise UsageError(
+                raise self._error(
                     f"价格应是以元为单位的数字，最多两位小数（如 59.9），而不是{quote(word)}。"
                 ) from None
             raise
@@ -109,7 +190,7 @@ class ArgReader:
     def stock(self) -> int:
         word = normalise_word(self.word("库存"))
         if not _INT.match(word):
-            raise UsageError(f"库存应是 0 到 {MAX_STOCK} 的整数，而不是{quote(word)}。")
+            raise self._error(f"库存应是 0 到 {MAX_STOCK} 的整数，而不是{quote(word)}。")
         return check_stock(int(word))
 
     def stock_change(self) -> StockChange:
@@ -117,7 +198,7 @@ class ArgReader:
         mode = "add" if word.startswith("+") else "sub" if word.startswith("-") else "set"
         digits = word[1:] if mode != "set" else word
         if not _INT.match(digits):
-            raise UsageError(
+            raise self._error(
                 f"库存应写成 +N（增加）、-N（减少）或 N（设为），而不是{quote(word)}。"
             )
         return StockChange(mode, check_stock(int(digits)))  # type: ignore[arg-type]
@@ -125,13 +206,13 @@ class ArgReader:
     def page(self) -> int:
         word = normalise_word(self.word("页码"))
         if not _INT.match(word) or not 1 <= int(word) <= MAX_PAGE:
-            raise UsageError(f"页码应是正整数，而不是{quote(word)}。")
+            raise self._error(f"页码应是正整数，而不是{quote(word)}。")
         return int(word)
 
     def qq(self) -> int:
         word = normalise_word(self.word("QQ号")).removeprefix("@")
         if not _INT.match(word) or not 10_000 <= int(word) < MAX_QQ:
-            raise UsageError(f"QQ号应是 5 到 12 位数字，而不是{quote(word)}。")
+            raise self._error(f"QQ号应是 5 到 12 位数字，而不是{quote(word)}。")
         return int(word)
 
     def quantity(self, *, allow_zero: bool = False) -> int:
@@ -140,7 +221,7 @@ class ArgReader:
         value = quantity_value(word)
         low = 0 if allow_zero else 1
         if value is None or not low <= value <= MAX_QUANTITY:
-            raise UsageError(f"数量应是 {low} 到 {MAX_QUANTITY} 的整数，而不是{quote(word)}。")
+            raise self._error(f"数量应是 {low} 到 {MAX_QUANTITY} 的整数，而不是{quote(word)}。")
         return value
 
     def optional_quantity(self) -> int | None:
@@ -156,7 +237,7 @@ class ArgReader:
     def order_code(self, what: str = "订单号") -> str:
         word = normalise_word(self.word(what)).upper()
         if not looks_like_code(word):
-            raise UsageError(
+            raise self._error(
                 f"{what}是 10 位字母和数字（下单回复里的“{what}：…”），而不是{quote(word)}。"
             )
         return word
@@ -164,7 +245,7 @@ class ArgReader:
     def number(self, what: str, limit: int = 99) -> int:
         word = normalise_word(self.word(what))
         if not _INT.match(word) or not 1 <= int(word) <= limit:
-            raise UsageError(f"{what}应是 1 到 {limit} 的数字，而不是{quote(word)}。")
+            raise self._error(f"{what}应是 1 到 {limit} 的数字，而不是{quote(word)}。")
         return int(word)
 
     def amount(self) -> int:
@@ -173,10 +254,10 @@ class ArgReader:
             return parse_yuan(word)
         except InvalidValue as error:
             if error.reason == "format":
-                raise UsageError(
+                raise self._error(
                     f"金额应是以元为单位的数字，最多两位小数（如 10 或 9.9），而不是{quote(word)}。"
                 ) from None
-            raise UsageError(
+            raise self._error(
                 "金额至少 0.01 元。" if error.reason == "too_small" else "金额太大了，请检查。"
             ) from None
 
@@ -194,7 +275,7 @@ class ArgReader:
         word = normalise_word(self.word(what))
         value = options.get(word.lower())
         if value is None:
-            raise UsageError(f"{what}应是 {'、'.join(options)} 之一，而不是{quote(word)}。")
+            raise self._error(f"{what}应是 {'、'.join(options)} 之一，而不是{quote(word)}。")
         return value
 
 

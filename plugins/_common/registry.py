@@ -76,6 +76,8 @@ class Command:
     details: tuple[str, ...] = field(default=())
     # A reply inside a dialogue (typed without a prefix), not a command word.
     is_dialogue: bool = False
+    # A dialogue reply's answer when nothing waits for it ("" for the order summary's).
+    idle_reply: str = ""
 
     @property
     def words(self) -> tuple[str, ...]:
@@ -95,6 +97,15 @@ class Registry:
         if name in self.dialogues:
             raise ValueError(f"dialogue {name!r} registered twice")
         self.dialogues[name] = command
+        # Plugins load in no fixed order: keep the dialogues in /帮助's (the command
+        # reference lists them so, and must come out the same on every run).
+        rank = {area: n for n, area in enumerate(AREA_ORDER)}
+        self.dialogues = dict(
+            sorted(
+                self.dialogues.items(),
+                key=lambda pair: (rank.get(pair[1].area, len(rank)), _source_position(pair[1])),
+            )
+        )
 
     def add(self, command: Command) -> None:
         for word in command.words:
@@ -214,8 +225,18 @@ def command(
     return decorate
 
 
-def dialogue(name: str, *, area: str, usage: str, example: str) -> Callable[[Handler], Handler]:
-    """Registers the handler of a reply inside a pending dialogue (not a command word)."""
+def dialogue(
+    name: str,
+    *,
+    area: str,
+    usage: str,
+    example: str,
+    role: Role = Role.CUSTOMER,
+    idle_reply: str = "",
+) -> Callable[[Handler], Handler]:
+    """Registers the handler of a reply inside a pending dialogue (not a command word).
+    `role`: who may answer (a dialogue a staff command opened); `idle_reply`: what the
+    reply gets in a private chat when nothing waits for it."""
 
     def decorate(handler: Handler) -> Handler:
         registry.add_dialogue(
@@ -224,12 +245,13 @@ def dialogue(name: str, *, area: str, usage: str, example: str) -> Callable[[Han
                 name=name,
                 aliases=(),
                 handler=handler,
-                role=Role.CUSTOMER,
+                role=role,
                 usage=usage,
                 example=example,
                 summary="",
                 area=area,
                 is_dialogue=True,
+                idle_reply=idle_reply,
             ),
         )
         return handler

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from plugins._common.context import CommandContext, Reply
-from plugins._common.registry import Scope, command, plugin_metadata
+from plugins._common.errors import render_error
+from plugins._common.registry import (
+    DialogueMessage,
+    Scope,
+    command,
+    dialogue,
+    dialogue_probe,
+    plugin_metadata,
+)
+from services.errors import DeletionLapse, DeletionNotPending
 from services.staff import Role
 from services.usecases import catalog_admin
 
@@ -15,6 +24,8 @@ from . import safeguards as _safeguards  # noqa: F401  (/拉黑 /限购 /预警 
 AREA = "店铺管理"
 _ON_OFF = {"开": True, "关": False, "on": True, "off": False}
 _STAFF_ACTIONS = {"添加": "add", "删除": "remove", "add": "add", "remove": "remove"}
+# Names with spaces go in quotes (plugins/_common/args.py reads them).
+_QUOTING = '名称含空格时用引号括起来，"…"、“…”、「…」都可以，如 "iPhone 15 Pro"'
 
 
 @command(
@@ -22,15 +33,16 @@ _STAFF_ACTIONS = {"添加": "add", "删除": "remove", "add": "add", "remove": "
     aliases=("new",),
     role=Role.STAFF,
     usage="新品 <名称> <价格> <库存> [分类]",
-    example="新品 冷萃咖啡 39.9 50 咖啡",
+    example='新品 "iPhone 15 Pro" 5999 10 手机',
     summary="新建商品（一个规格，直接上架）",
     area=AREA,
+    details=(_QUOTING,),
 )
 async def new_item(ctx: CommandContext) -> Reply:
-    name = ctx.args.word("商品名称")
+    name = ctx.args.name("商品名称")
     price = ctx.args.price()
     stock = ctx.args.stock()
-    category = ctx.args.optional_word()
+    category = ctx.args.optional_name("分类")
     ctx.args.end()
     created = await catalog_admin.create_item(ctx.shop, name, price, stock, category)
     return Reply(render.item_created(created.item, created.variant, created.category))
@@ -41,13 +53,14 @@ async def new_item(ctx: CommandContext) -> Reply:
     aliases=("variant",),
     role=Role.STAFF,
     usage="规格 <商品编号> <规格名> <价格> <库存>",
-    example="规格 2 24杯装 69 20",
+    example='规格 2 "大号 黑色" 69 20',
     summary="给商品添加规格",
     area=AREA,
+    details=(_QUOTING,),
 )
 async def add_variant(ctx: CommandContext) -> Reply:
     item_id = ctx.args.item_id()
-    name = ctx.args.word("规格名")
+    name = ctx.args.name("规格名")
     price = ctx.args.price()
     stock = ctx.args.stock()
     ctx.args.end()
@@ -166,13 +179,108 @@ async def describe_item(ctx: CommandContext) -> Reply:
     example="设分类 3 器具",
     summary="设置商品分类（没有的分类会新建）",
     area=AREA,
+    details=(_QUOTING,),
 )
 async def set_category(ctx: CommandContext) -> Reply:
     item_id = ctx.args.item_id()
-    category = ctx.args.word("分类")
+    category = ctx.args.name("分类")
     ctx.args.end()
     item = await catalog_admin.set_category(ctx.shop, item_id, category)
     return Reply(render.category_set(item, category))
+
+
+@command(
+    "改名",
+    aliases=("rename",),
+    role=Role.STAFF,
+    usage="改名 <商品编号|规格编号> <新名称>",
+    example='改名 1-2 "500g 礼盒装"',
+    summary="修改商品名或规格名（已下的订单保留原名）",
+    area=AREA,
+    details=(
+        "商品编号（如 12）改商品名，规格编号（如 12-2）改规格名",
+        "新名称是最后一项，含空格时引号可加可不加",
+    ),
+)
+async def rename(ctx: CommandContext) -> Reply:
+    ref = ctx.args.variant_ref()
+    name = ctx.args.rest_name("新名称")
+    return Reply(render.renamed(await catalog_admin.rename(ctx.shop, ref, name)))
+
+
+@command(
+    "删除",
+    aliases=("delete",),
+    role=Role.STAFF,
+    usage="删除 <商品编号|规格编号>",
+    example="删除 5-3",
+    summary="删除从没被下单的商品或规格（先确认）",
+    area=AREA,
+    details=(
+        "商品编号（如 12）删除整个商品和它的规格，规格编号（如 12-2）只删这个规格，"
+        "其余规格编号不变；商品唯一的规格不能单独删，请删除商品",
+        "下过单的不能删除（订单要保留），请用 /下架；顾客购物车里的会一并移出",
+        "发出后机器人列出要删除的内容，同一个人在同一个聊天里发“确认删除”才会删除，"
+        "发“取消”或别的内容则不删除",
+    ),
+)
+async def delete(ctx: CommandContext) -> Reply:
+    ref = ctx.args.variant_ref()
+    ctx.args.end()
+    asked = await catalog_admin.ask_deletion(ctx.shop, ctx.caller, ref)
+    minutes = max(1, round(ctx.shop.settings.confirm_timeout_seconds / 60))
+    return Reply(render.deletion_asked(asked, minutes))
+
+
+# Replies to a waiting /删除. Deleting takes the longer word on purpose; a bare 确认 is
+# answered with how to confirm a deletion.
+CONFIRM_DELETE_WORDS = frozenset({"确认删除", "确定删除"})
+KEEP_WORDS = frozenset({"取消", "放弃", "cancel"})
+BARE_CONFIRM_WORDS = frozenset({"确认", "确定", "confirm"})
+
+
+@dialogue_probe
+def _deletion_reply(message: DialogueMessage) -> str | None:
+    """确认删除 (or 取消) from the staff member whose /删除 waits in this chat. Anything
+    else they send there lets the deletion lapse: it is confirmed by the very next message
+    or not at all. While an order summary of theirs waits in the same chat too, its 确认,
+    取消 and address line are its own (plugins/ordering) and lapse nothing: plugins load
+    in no fixed order, so this probe may be asked before or after the ordering one, and
+    must answer alike."""
+    deletions = message.runtime.shop.deletions
+    if not deletions or deletions.get(message.group_id, message.user_id) is None:
+        return None
+    word = message.text.strip().lower()
+    if word in CONFIRM_DELETE_WORDS:
+        return "delete"
+    if message.runtime.shop.drafts.get(message.group_id, message.user_id) is not None:
+        return None
+    if word in KEEP_WORDS:
+        return "keep"
+    if word in BARE_CONFIRM_WORDS:
+        return "delete"
+    deletions.pop(message.group_id, message.user_id)
+    return None
+
+
+@dialogue(
+    "delete",
+    area=AREA,
+    usage="确认删除",
+    example="确认删除",
+    role=Role.STAFF,
+    idle_reply=render_error(DeletionNotPending(DeletionLapse.NONE)),
+)
+async def confirm_delete(ctx: CommandContext) -> Reply:
+    if ctx.word.strip().lower() in BARE_CONFIRM_WORDS:
+        ref = catalog_admin.pending_deletion(ctx.shop, ctx.caller)
+        return Reply(render.deletion_needs_word(ref))
+    return Reply(render.deleted(await catalog_admin.confirm_deletion(ctx.shop, ctx.caller)))
+
+
+@dialogue("keep", area=AREA, usage="取消", example="取消", role=Role.STAFF)
+async def keep(ctx: CommandContext) -> Reply:
+    return Reply(render.deletion_kept(catalog_admin.cancel_deletion(ctx.shop, ctx.caller)))
 
 
 @command(

@@ -9,16 +9,16 @@ from plugins._common.views import item_summary_line, local_time
 from services.catalog import ItemPage, StockChange, VariantRef, line_name
 from services.limits import ORDER_PAGE_SIZE
 from services.money import format_fen
-from services.order_rules import REQUEST_NAMES, status_name
+from services.order_rules import status_name
 from services.stats import ShopStats
 from services.usecases.card_keys import KeysCleared, KeysImported, KeyStock, VirtualSwitched
+from services.usecases.catalog_admin import Deleted, DeletionAsked, Renamed
 from services.usecases.epay import AlertReason, CheckResult, PaymentCheck
 from services.usecases.order_admin import (
     OrderListing,
     PaymentInfo,
     Reconciliation,
     RefundOutcome,
-    RequestsDecided,
 )
 from services.usecases.payments import PaymentOutcome
 
@@ -85,6 +85,72 @@ def category_set(item: Item, category: str) -> str:
 def no_reason_set(item: Item) -> str:
     state = "支持" if item.no_reason_return else "不支持"
     return f"“{item.name}”（{item.id}）现在{state}七天无理由退货。"
+
+
+def renamed(result: Renamed) -> str:
+    item = result.item
+    if result.variant is None:
+        what = f"商品 {item.id}"
+    else:
+        what = f"商品“{item.name}”的规格 {VariantRef(item.id or 0, result.variant.position)}"
+    if not result.changed:
+        return f"{what} 本来就叫“{result.new_name}”，没有改动。"
+    return (
+        f"已把{what} 的名称从“{result.old_name}”改为“{result.new_name}”。"
+        "已下的订单保留下单时的名称。"
+    )
+
+
+def _variant_line(item: Item, variant: Variant) -> str:
+    ref = VariantRef(item.id or 0, variant.position)
+    return f"{ref} {variant.name} {format_fen(variant.price_fen)} 库存 {variant.stock}"
+
+
+def deletion_asked(asked: DeletionAsked, minutes: int) -> str:
+    plan = asked.plan
+    item = plan.item
+    shelf = "" if item.listed else "（已下架）"
+    if plan.whole_item:
+        lines = [f"将删除商品 {item.id} {item.name}{shelf}，连同它的 {len(plan.variants)} 个规格："]
+        lines += [_variant_line(item, variant) for variant in plan.variants]
+    else:
+        lines = [
+            f"将删除商品 {item.id} {item.name}{shelf} 的规格：",
+            _variant_line(item, plan.variants[0]),
+            "其余规格的编号不变。",
+        ]
+    if plan.cart_lines:
+        lines.append(f"顾客购物车里的 {plan.cart_lines} 条会一并移出。")
+    if plan.guards:
+        lines.append("它的限购和库存预警设置一并删除。")
+    lines.append("从没有人下单过，可以删除；删除后不能恢复。")
+    lines.append(f"确认请在 {minutes} 分钟内发送：确认删除\n发送“取消”或其他任何内容则不删除。")
+    return "\n".join(lines)
+
+
+def deleted(result: Deleted) -> str:
+    plan = result.plan
+    item = plan.item
+    if plan.whole_item:
+        text = f"已删除商品 {item.id} {item.name}（{len(plan.variants)} 个规格）。"
+    else:
+        variant = plan.variants[0]
+        ref = VariantRef(item.id or 0, variant.position)
+        text = f"已删除规格 {ref} {line_name(item.name, variant.name)}，其余规格编号不变。"
+    if plan.cart_lines:
+        text += f"已从顾客购物车移出 {plan.cart_lines} 条。"
+    return text
+
+
+def deletion_needs_word(ref: VariantRef | None) -> str:
+    what = f" {ref}" if ref is not None else ""
+    return f"要删除{what}请发送：确认删除\n不删除请发送：取消"
+
+
+def deletion_kept(ref: VariantRef | None) -> str:
+    if ref is None:
+        return "没有等待确认的删除。"
+    return f"好的，没有删除 {ref}。"
 
 
 def staff_list(rows: list[Staff], owners: frozenset[int]) -> str:
@@ -210,16 +276,6 @@ def reconciled(result: Reconciliation, every_minutes: float) -> str:
     if len(checks) > RECONCILE_LINES_SHOWN:
         lines.append(f"……另有 {len(checks) - RECONCILE_LINES_SHOWN} 笔未列出")
     return "\n".join(lines)
-
-
-def requests_decided(decided: RequestsDecided) -> str:
-    order = decided.order
-    names = "、".join(REQUEST_NAMES[r.kind] for r in decided.requests)
-    verdict = "已同意" if decided.approved else "已拒绝"
-    text = f"订单号：{order.code} {verdict}：{names}。已通知顾客。"
-    if decided.approved and any(r.kind == "cancel" for r in decided.requests):
-        text += f"已全额退款 {format_fen(order.refunded_fen)}，库存已退回。"
-    return text
 
 
 def refund_done(outcome: RefundOutcome) -> str:

@@ -1,18 +1,24 @@
 """Running the shop: editing the catalog, the staff list, and the groups the shop answers in.
 
 None of these queues a notice. Staff and group changes invalidate the cached access
-control (`shop.access`) once committed, so the next message sees them."""
+control (`shop.access`) once committed, so the next message sees them. Deleting from the
+catalog takes two steps (`ask_deletion`, then `confirm_deletion` by the same person in the
+same chat before the confirmation timeout); what waits in between lives in
+`shop.deletions`, in memory."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from models.tables import Item, Staff, Variant
+from models.types import utcnow
 
 from .. import catalog, groups, staff
 from ..actors import Caller
-from ..catalog import ItemPage, StockChange, VariantRef
-from ..context import ShopContext
+from ..catalog import DeletionPlan, ItemPage, StockChange, VariantRef
+from ..context import PendingDeletion, ShopContext
+from ..errors import DeletionLapse, DeletionNotPending
 from ..limits import FIELD_DESCRIPTION, MAX_DESCRIPTION, check_text
 from ..media import download_image
 
@@ -58,6 +64,33 @@ class DescriptionChange:
     item: Item
     text_changed: bool
     image_saved: bool
+
+
+@dataclass(frozen=True)
+class Renamed:
+    item: Item
+    variant: Variant | None  # None: the item itself was renamed
+    old_name: str
+
+    @property
+    def new_name(self) -> str:
+        return self.item.name if self.variant is None else self.variant.name
+
+    @property
+    def changed(self) -> bool:
+        return self.new_name != self.old_name
+
+
+@dataclass(frozen=True)
+class DeletionAsked:
+    plan: DeletionPlan
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Deleted:
+    plan: DeletionPlan
+    stale_summaries: int  # timed-out order summaries that held it, deleted with it
 
 
 @dataclass(frozen=True)
@@ -146,6 +179,73 @@ async def set_no_reason_return(shop: ShopContext, item_id: int, allowed: bool) -
     """Whether an item may be returned within seven days without a reason (/无理由)."""
     async with shop.database.write() as session:
         return await catalog.set_no_reason_return(session, shop.shop_id, item_id, allowed)
+
+
+async def rename(shop: ShopContext, ref: VariantRef, name: str) -> Renamed:
+    """An item's (`12`) or a variant's (`12-2`) new name (/改名). Orders keep the names
+    they were placed under: their lines hold a copy (OrderLine.item_name, variant_name)."""
+    async with shop.database.write() as session:
+        if ref.position is None:
+            item, old_name = await catalog.rename_item(session, shop.shop_id, ref.item_id, name)
+            return Renamed(item, None, old_name)
+        item, variant, old_name = await catalog.rename_variant(session, shop.shop_id, ref, name)
+        return Renamed(item, variant, old_name)
+
+
+async def ask_deletion(
+    shop: ShopContext, caller: Caller, ref: VariantRef, now: datetime | None = None
+) -> DeletionAsked:
+    """/删除: what deleting an item (`12`) or a variant (`12-2`) would remove, or the
+    reason it may not (catalog.plan_deletion). Nothing changes yet: the deletion waits
+    for the caller's 确认删除 in this chat until the confirmation timeout, replacing any
+    earlier one of theirs here."""
+    now = now or utcnow()
+    async with shop.database.read() as session:
+        plan = await catalog.plan_deletion(session, shop.shop_id, ref, now)
+    expires_at = now + shop.settings.confirm_timeout
+    shop.deletions.put(
+        caller.group_id,
+        caller.user_id,
+        PendingDeletion(ref.item_id, ref.position, plan.variant_ids, expires_at),
+    )
+    return DeletionAsked(plan, expires_at)
+
+
+def pending_deletion(shop: ShopContext, caller: Caller) -> VariantRef | None:
+    """What the caller's /删除 in this chat waits to delete, if anything."""
+    pending = shop.deletions.get(caller.group_id, caller.user_id)
+    return None if pending is None else VariantRef(pending.item_id, pending.position)
+
+
+def cancel_deletion(shop: ShopContext, caller: Caller) -> VariantRef | None:
+    """取消: forgets the caller's waiting /删除 in this chat; returns what it was."""
+    pending = shop.deletions.pop(caller.group_id, caller.user_id)
+    return None if pending is None else VariantRef(pending.item_id, pending.position)
+
+
+async def confirm_deletion(
+    shop: ShopContext, caller: Caller, now: datetime | None = None
+) -> Deleted:
+    """确认删除: deletes what the caller's /删除 in this chat showed, checking again in
+    the deleting transaction (an order may have come in since: then DeleteBlocked, and
+    nothing is deleted). Refused with DeletionNotPending when nothing waits, it timed
+    out, or the variants changed since the summary. The waiting deletion is used up
+    either way: a refused one is asked for again with /删除."""
+    now = now or utcnow()
+    pending = shop.deletions.pop(caller.group_id, caller.user_id)
+    if pending is None:
+        raise DeletionNotPending(DeletionLapse.NONE)
+    ref = VariantRef(pending.item_id, pending.position)
+    if pending.expires_at <= now:
+        raise DeletionNotPending(DeletionLapse.EXPIRED, str(ref))
+    async with shop.database.write() as session:
+        plan = await catalog.plan_deletion(session, shop.shop_id, ref, now)
+        if plan.variant_ids != pending.variant_ids:
+            raise DeletionNotPending(DeletionLapse.CHANGED, str(ref))
+        stale = await catalog.delete_planned(session, plan)
+    for group_id, user_id in stale:
+        shop.drafts.drop(group_id, user_id)
+    return Deleted(plan, len(stale))
 
 
 # --- staff and groups (who may run the shop, and where it answers) -----------------------

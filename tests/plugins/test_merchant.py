@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from plugins._common.runtime import ShopRuntime
 
 NO_PERMISSION = "无权限：这是店主/店员命令。发 /帮助 查看你可用的命令。"
-NEW_USAGE = "用法：/新品 <名称> <价格> <库存> [分类]，例如 /新品 冷萃咖啡 39.9 50 咖啡"
-VARIANT_USAGE = "用法：/规格 <商品编号> <规格名> <价格> <库存>，例如 /规格 2 24杯装 69 20"
+NEW_USAGE = '用法：/新品 <名称> <价格> <库存> [分类]，例如 /新品 "iPhone 15 Pro" 5999 10 手机'
+VARIANT_USAGE = '用法：/规格 <商品编号> <规格名> <价格> <库存>，例如 /规格 2 "大号 黑色" 69 20'
 PRICE_USAGE = "用法：/改价 <规格编号> <价格>，例如 /改价 1-2 99.9"
 STOCK_USAGE = "用法：/库存 <规格编号> <+N|-N|N>，例如 /库存 1-2 +20"
 DESCRIBE_USAGE = "用法：/描述 <商品编号> <文字>（可附一张图片），例如 /描述 1 中度烘焙，坚果风味"
