@@ -3,7 +3,8 @@
 States: open → approved → (退货/换货) awaiting_return → return_shipped → refunded | closed;
 rejected; withdrawn by the customer. TICKET_TRANSITIONS is the one place that says which
 change is allowed; every change writes a ticket_event. Refunds go through orders.refund,
-so they never exceed what was paid minus what was already refunded."""
+so they never exceed what was paid minus what was already refunded. A completed 退货's
+goods go back on the shelf only when staff say so (/完成 <工单号> 入库), once per order."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db import Database, for_writing
 from models.tables import (
     Item,
+    OrderEvent,
     OrderLine,
     OrderStatus,
     ShopOrder,
@@ -25,13 +27,17 @@ from models.tables import (
     TicketKind,
     TicketMessage,
     TicketStatus,
+    Variant,
 )
 
-from . import orders
+from . import orders, safeguards
+from .catalog import line_name
 from .codes import new_code, normalise_code
 from .errors import (  # the ticket errors stay importable from here, their old home
     InvalidTicketTransition,
     InvalidValue,
+    RestockRefusal,
+    RestockRefused,
     ShopError,
     TicketNotAllowed,
     TicketNotFound,
@@ -401,6 +407,134 @@ async def complete(
     _move(session, ticket, T.CLOSED, actor, "closed", now)
     await session.flush()
     return 0, False
+
+
+# --- returned goods back on the shelf ---------------------------------------------------
+
+RESTOCKED = "restocked"  # the action of the order event and the ticket event
+_VARIANT = Variant.__table__.c  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class RestockedLine:
+    name: str  # 商品（规格） as ordered
+    quantity: int
+    stock: int  # the variant's stock afterwards
+
+
+@dataclass(frozen=True)
+class Restock:
+    """What one /完成 <工单号> 入库 put back: every line of the order, in full (the ticket
+    names no quantities; staff correct a partial return with /库存)."""
+
+    lines: list[RestockedLine]
+    skipped: list[str]  # lines left alone: their item is sold as card keys now (or is gone)
+
+
+async def restock_refusal(session: AsyncSession, ticket: Ticket) -> RestockRefusal | None:
+    """Why the goods of this ticket's order cannot go back on the shelf, or None. Only a
+    退货 brings goods back; card keys have no shelf (a virtual variant's stock is its
+    unused keys); an order that never shipped still holds its stock, or got it back with
+    its refund; and an order's goods go back once, whichever of its tickets says so."""
+    if TicketKind(ticket.kind) is not K.RETURN:
+        return RestockRefusal.NOT_RETURN
+    order = await session.get(ShopOrder, ticket.order_id)
+    assert order is not None
+    if order.virtual:
+        return RestockRefusal.VIRTUAL
+    history = select(OrderEvent.id).where(OrderEvent.order_id == order.id)
+    if order.status == OrderStatus.PAID.value:
+        return RestockRefusal.NOT_SHIPPED
+    if order.status == OrderStatus.REFUNDED.value:
+        # Refunded before or after it shipped? Only its history says.
+        shipped = history.where(OrderEvent.to_status == OrderStatus.SHIPPED.value)
+        if (await session.execute(shipped.limit(1))).first() is None:
+            return RestockRefusal.NOT_SHIPPED
+    restocked = history.where(OrderEvent.action == RESTOCKED)
+    if (await session.execute(restocked.limit(1))).first() is not None:
+        return RestockRefusal.ALREADY
+    return None
+
+
+async def restock_return(
+    session: AsyncSession, ticket: Ticket, actor: Actor, now: datetime
+) -> Restock:
+    """Puts the goods of a completed (refunded) 退货 back on the shelf: each line's
+    quantity goes back to its variant's stock in one relative UPDATE (concurrent sales
+    of the variant lose nothing), its sales count goes down by as much, the low-stock
+    alert re-arms as for any restock, and an order event and a ticket event say which
+    variants and how many, who and why. Runs in the caller's transaction, after
+    `complete` when both happen at once."""
+    if TicketKind(ticket.kind) is not K.RETURN:
+        raise RestockRefused(RestockRefusal.NOT_RETURN, ticket.code)
+    if ticket.status != T.REFUNDED.value:
+        raise InvalidTicketTransition(ticket.status, RESTOCKED)
+    order = await session.get(ShopOrder, ticket.order_id)
+    assert order is not None
+    # Two tickets of one order restocking at once take turns here, so the second sees
+    # the first one's event and is refused (PostgreSQL; SQLite writers take turns anyway).
+    await session.refresh(order, with_for_update=True)
+    refusal = await restock_refusal(session, ticket)
+    if refusal is not None:
+        raise RestockRefused(refusal, ticket.code)
+    rows = await session.execute(
+        select(OrderLine, Item.virtual)
+        .join(Item, Item.id == OrderLine.item_id)
+        .where(OrderLine.order_id == order.id)
+        .order_by(OrderLine.id)  # type: ignore[arg-type]
+    )
+    done: list[RestockedLine] = []
+    skipped: list[str] = []
+    for line, virtual in rows:
+        name = line_name(line.item_name, line.variant_name)
+        if virtual:  # made a card-key item since: its stock must stay its key count
+            skipped.append(name)
+            continue
+        # Relative to the row as it is at this moment, in one statement: units sold or
+        # added meanwhile stay counted.
+        changed = await session.execute(
+            update(Variant)
+            .where(_VARIANT.id == line.variant_id, _VARIANT.shop_id == order.shop_id)
+            .values(
+                stock=_VARIANT.stock + line.quantity,
+                sold=case((_VARIANT.sold >= line.quantity, _VARIANT.sold - line.quantity), else_=0),
+            )
+        )
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            skipped.append(name)
+            continue
+        await safeguards.after_stock_change(session, line.variant_id, now)
+        stock = (
+            await session.execute(select(_VARIANT.stock).where(_VARIANT.id == line.variant_id))
+        ).scalar_one()
+        done.append(RestockedLine(name, line.quantity, int(stock)))
+    if not done:
+        raise RestockRefused(RestockRefusal.VIRTUAL, ticket.code)
+    what = "、".join(f"{line.name} ×{line.quantity}" for line in done)
+    orders.record_event(
+        session,
+        order,
+        actor,
+        RESTOCKED,
+        now,
+        detail=f"退货入库：{what}",
+        reason=f"退货 {ticket.code}",
+    )
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id or 0,
+            at=now,
+            actor=actor.kind,
+            actor_id=actor.user_id,
+            from_status=ticket.status,
+            to_status=ticket.status,
+            action=RESTOCKED,
+            reason=what[:200],
+        )
+    )
+    ticket.updated_at = now
+    await session.flush()
+    return Restock(done, skipped)
 
 
 # --- clocks -------------------------------------------------------------------------

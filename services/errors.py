@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from models.tables import OrderStatus, TicketStatus
+from models.tables import OrderStatus, RequestKind, TicketStatus
 
 
 class ShopError(Exception):
@@ -167,6 +167,16 @@ class NoPendingRequest(ShopError):
 
 
 @dataclass
+class NoPendingRequestOfKind(ShopError):
+    """/审核 named a kind of request the order has none pending of; `pending` are the
+    kinds it does have pending (so staff can pick one)."""
+
+    code: str
+    kind: RequestKind
+    pending: tuple[RequestKind, ...] = ()
+
+
+@dataclass
 class RefundTooLarge(ShopError):
     requested: int
     refundable: int
@@ -239,6 +249,21 @@ class InvalidTicketTransition(ShopError):
 
     def __post_init__(self) -> None:
         self.status = TicketStatus(self.status)
+
+
+class RestockRefusal(StrEnum):
+    """Why the goods of a ticket's order cannot go back on the shelf (/完成 <工单号> 入库)."""
+
+    NOT_RETURN = "not_return"  # only a 退货 brings goods back
+    VIRTUAL = "virtual"  # card keys: a virtual variant's stock is its unused keys
+    NOT_SHIPPED = "not_shipped"  # never left the shop: the refund or the order holds the stock
+    ALREADY = "already"  # this order's goods went back on the shelf once already
+
+
+@dataclass
+class RestockRefused(ShopError):
+    why: RestockRefusal
+    code: str  # the ticket
 
 
 # --- payments (EPay) ------------------------------------------------------------------
@@ -361,3 +386,34 @@ class CardKeysUnreadable(ShopError):
     were imported with."""
 
     pass
+
+
+class DeleteBlock(StrEnum):
+    """Why an item or a variant cannot be deleted (/删除)."""
+
+    ORDERED = "ordered"  # on an order line: orders keep it (delist it instead)
+    IN_CHECKOUT = "in_checkout"  # in an order summary a customer may still confirm
+    UNUSED_KEYS = "unused_keys"  # unsold card keys: clear them first (/卡密 清空)
+    LAST_VARIANT = "last_variant"  # an item's only variant: delete the item instead
+
+
+@dataclass
+class DeleteBlocked(ShopError):
+    ref: str  # what was to be deleted: `12` (an item) or `12-2` (a variant)
+    item_id: int
+    why: DeleteBlock
+    count: int = 0  # the orders, the waiting summaries, or the unsold keys
+
+
+class DeletionLapse(StrEnum):
+    """Why 确认删除 found nothing to delete."""
+
+    NONE = "none"  # no /删除 waits in this chat
+    EXPIRED = "expired"  # it waited longer than the confirmation timeout
+    CHANGED = "changed"  # variants were added or removed since the summary was shown
+
+
+@dataclass
+class DeletionNotPending(ShopError):
+    why: DeletionLapse
+    ref: str = ""  # what had been waiting (EXPIRED, CHANGED)

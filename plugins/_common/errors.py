@@ -142,6 +142,36 @@ def render_error(error: e.ShopError, *, staff: bool = False) -> str:
             )
         case e.InvalidValue():
             return _invalid_value(error)
+        case e.DeleteBlocked(why=e.DeleteBlock.ORDERED, ref=ref, item_id=item_id, count=count):
+            instead = (
+                f"不想再卖请发 /下架 {item_id}"
+                if ref == str(item_id)
+                else f"不想再卖这个规格，可以把库存设为 0（/库存 {ref} 0），或下架整个商品（/下架 {item_id}）"
+            )
+            return f"{ref} 已出现在 {count} 个订单里，不能删除：订单要保留当时买的商品。{instead}。"
+        case e.DeleteBlocked(why=e.DeleteBlock.IN_CHECKOUT, ref=ref, item_id=item_id, count=count):
+            return (
+                f"有 {count} 个顾客正在确认含有 {ref} 的订单，现在不能删除。"
+                f"请等几分钟（确认超时后）再试；可以先 /下架 {item_id}，让人不能再下单。"
+            )
+        case e.DeleteBlocked(why=e.DeleteBlock.UNUSED_KEYS, ref=ref, item_id=item_id, count=count):
+            return (
+                f"{ref} 还有 {count} 个未售出的卡密，不能删除。请先清空：/卡密 清空 <规格编号>"
+                f"（/详情 {item_id} 查看规格编号），再删除。"
+            )
+        case e.DeleteBlocked(why=e.DeleteBlock.LAST_VARIANT, ref=ref, item_id=item_id):
+            return (
+                f"{ref} 是商品 {item_id} 唯一的规格，不能单独删除。"
+                f"要删除整个商品请发 /删除 {item_id}。"
+            )
+        case e.DeletionNotPending(why=e.DeletionLapse.EXPIRED, ref=ref):
+            return f"删除 {ref} 的确认已超时，没有删除。要删除请重新发 /删除 {ref}。"
+        case e.DeletionNotPending(why=e.DeletionLapse.CHANGED, ref=ref):
+            return (
+                f"{ref} 的规格在确认前有了变化，没有删除。请重新发 /删除 {ref} 查看要删除的内容。"
+            )
+        case e.DeletionNotPending():
+            return "没有等待确认的删除。要删除商品或规格，请先发 /删除 <商品编号|规格编号>。"
         case e.StockTooLow(current=current, requested=requested):
             return f"库存只有 {current}，不能减少 {requested}。"
         case e.AlreadyStaff(user_id=user_id):
@@ -190,6 +220,14 @@ def render_error(error: e.ShopError, *, staff: bool = False) -> str:
             return f"已有一个{REQUEST_NAMES.get(kind, '')}申请在等店家审核，请耐心等待。"
         case e.NoPendingRequest(code=code):
             return f"订单 {code} 没有待审核的申请。"
+        case e.NoPendingRequestOfKind(code=code, kind=kind, pending=()):
+            return f"订单 {code} 没有待审核的{REQUEST_NAMES[kind]}申请，也没有别的待审核申请。"
+        case e.NoPendingRequestOfKind(code=code, kind=kind, pending=pending):
+            names = "、".join(REQUEST_NAMES[other] for other in pending)
+            return (
+                f"订单 {code} 没有待审核的{REQUEST_NAMES[kind]}申请，待审核的是：{names}。"
+                f"请发 /审核 {code} <同意|拒绝> [地址|备注|取消] [原因]。"
+            )
         case e.RefundTooLarge(refundable=0):
             return (
                 "这个订单已经全额退款，没有可退的金额了。售后工单请用 /拒绝 <工单号> <原因> 说明。"
@@ -226,6 +264,23 @@ def render_error(error: e.ShopError, *, staff: bool = False) -> str:
         case e.TicketNotAllowed(why=e.TicketRefusal.DUPLICATE, kind=kind):
             name = aftersales.KIND_NAMES[aftersales.TicketKind(kind)]
             return f"这个订单已有一个处理中的{name}工单，发 /售后 查看。"
+        case e.RestockRefused(why=e.RestockRefusal.NOT_RETURN, code=code):
+            return f"工单 {code} 不是退货工单，没有寄回的商品可以入库。完成请发 /完成 {code}。"
+        case e.RestockRefused(why=e.RestockRefusal.VIRTUAL, code=code):
+            return (
+                f"工单 {code} 的订单是卡密商品，发出的卡密不能放回库存（需要时用 /卡密 导入新卡密）。"
+                f"完成请发 /完成 {code}。"
+            )
+        case e.RestockRefused(why=e.RestockRefusal.NOT_SHIPPED, code=code):
+            return (
+                f"工单 {code} 的订单没有发过货，商品一直在店里（全额退款时库存已自动退回），"
+                f"不用入库。完成请发 /完成 {code}。"
+            )
+        case e.RestockRefused(why=e.RestockRefusal.ALREADY, code=code):
+            return (
+                f"工单 {code} 的订单商品已经入库过了，不能重复入库。"
+                f"工单还没完成的话，请发 /完成 {code}。"
+            )
         case e.InvalidTicketTransition(status=status, action=action):
             state = aftersales.STATUS_NAMES[aftersales.TicketStatus(status)]
             if action == "approve_with_amount":

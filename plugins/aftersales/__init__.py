@@ -25,6 +25,7 @@ _KINDS = {
     "exchange": TicketKind.EXCHANGE,
     "complaint": TicketKind.COMPLAINT,
 }
+_RESTOCK = {"入库": True, "restock": True}
 
 
 @command(
@@ -183,16 +184,21 @@ async def reject(ctx: CommandContext) -> Reply:
     "完成",
     aliases=("close",),
     role=Role.STAFF,
-    usage="完成 <工单号>",
-    example="完成 7K2M9QH3XA",
-    summary="收到退货后退款 / 换货补发后完成",
+    usage="完成 <工单号> [入库]",
+    example="完成 7K2M9QH3XA 入库",
+    summary="收到退货后退款（加“入库”把退回的商品放回库存）/ 换货补发后完成",
     area=STAFF_AREA,
+    details=(
+        "退货：不加“入库”只退款，库存不变；加“入库”把订单的全部商品按数量放回库存（每个订单只入库一次）。",
+        "已完成的退货也可以补发 /完成 <工单号> 入库。部分退回的，入库后用 /库存 调整。卡密商品不入库。",
+    ),
 )
 async def complete(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code("工单号")
+    restock = ctx.args.choice("选项", _RESTOCK) if ctx.args.has_more() else False
     ctx.args.end()
-    decision = await tickets.complete_ticket(ctx.shop, ctx.caller, code)
-    return Reply(render.completed(decision.ticket, decision.amount_fen, decision.refunded))
+    decision = await tickets.complete_ticket(ctx.shop, ctx.caller, code, restock=restock)
+    return Reply(render.completed(decision))
 
 
 # Last, after every @command above has registered: NoneBot reads it once the module ran.

@@ -6,8 +6,9 @@ from zoneinfo import ZoneInfo
 
 from models.tables import Ticket, TicketKind, TicketStatus
 from plugins._common.views import ACTOR_NAMES, local_time, shown_in
-from services.aftersales import KIND_NAMES, STATUS_NAMES, TicketDetail, images_of
+from services.aftersales import KIND_NAMES, STATUS_NAMES, Restock, TicketDetail, images_of
 from services.money import format_fen
+from services.usecases.tickets import TicketDecision
 
 _ACTORS = ACTOR_NAMES
 _ACTIONS = {
@@ -20,6 +21,7 @@ _ACTIONS = {
     "refunded": "退款",
     "closed": "完成",
     "return_expired": "超时未寄回，关闭",
+    "restocked": "退回商品入库",
 }
 
 
@@ -114,9 +116,31 @@ def rejected(ticket: Ticket) -> str:
     return f"已拒绝。工单号：{ticket.code}"
 
 
-def completed(ticket: Ticket, amount: int, refunded: bool) -> str:
+def _completion(ticket: Ticket, amount: int, refunded: bool) -> str:
     if refunded and amount == 0:
         return f"工单号：{ticket.code} 已完成（订单此前已全额退款，无需再退）。"
     if refunded:
         return f"已完成并退款 {format_fen(amount)}。工单号：{ticket.code}"
     return f"工单号：{ticket.code} 已完成。"
+
+
+def _restocked(restock: Restock) -> list[str]:
+    lines = ["已放回库存："]
+    lines += [f"{line.name} ×{line.quantity}（现库存 {line.stock}）" for line in restock.lines]
+    if restock.skipped:
+        lines.append(f"未入库（现为卡密商品，库存即卡密数）：{'、'.join(restock.skipped)}")
+    lines.append("只退回了部分商品的，请用 /库存 调整。")
+    return lines
+
+
+def completed(decision: TicketDecision) -> str:
+    ticket = decision.ticket
+    if not decision.completed:  # a 退货 completed earlier, restocked now
+        lines = [f"工单号：{ticket.code} 退回的商品已入库。"]
+    else:
+        lines = [_completion(ticket, decision.amount_fen, decision.refunded)]
+    if decision.restock is not None:
+        lines += _restocked(decision.restock)
+    elif decision.restock_offered:
+        lines.append(f"库存未变；如需把退回的商品放回库存，请发 /完成 {ticket.code} 入库")
+    return "\n".join(lines)

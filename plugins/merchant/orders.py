@@ -11,10 +11,11 @@ from services.order_rules import STATUS_BY_NAME
 from services.staff import Role
 from services.usecases import order_admin, payments
 
-from . import render
+from . import render, render_requests
 
 AREA = "订单管理"
 _DECISIONS = {"同意": True, "拒绝": False, "approve": True, "reject": False}
+_REQUEST_KINDS = {word: kind for kind, word in render_requests.KIND_WORDS.items()}
 
 
 @command(
@@ -81,19 +82,28 @@ async def reconcile(ctx: CommandContext) -> Reply:
     "审核",
     aliases=("review-change",),
     role=Role.STAFF,
-    usage="审核 <订单号> <同意|拒绝> [原因]",
-    example="审核 2K7QH9M3XA 同意",
+    usage="审核 <订单号> <同意|拒绝> [地址|备注|取消] [原因]",
+    example="审核 2K7QH9M3XA 同意 地址",
     summary="处理顾客对已付款订单的改地址、改备注、取消申请",
     area=AREA,
+    details=(
+        "写了地址、备注或取消，只处理这一项申请；不写则处理这个订单全部待审核的申请。",
+        "原因写在最后；原因的第一个词恰好是地址、备注或取消时，请先写上申请类型。",
+    ),
 )
 async def decide(ctx: CommandContext) -> Reply:
     code = ctx.args.order_code()
     approve = ctx.args.choice("决定", _DECISIONS)
+    # Only the exact word right after the decision names a kind; anything else, even a
+    # reason starting with 地址不对, is the reason.
+    kind = _REQUEST_KINDS.get(ctx.args.peek() or "")
+    if kind is not None:
+        ctx.args.word("申请类型")
     reason = ctx.args.rest("原因", required=False)
     decided = await order_admin.decide_requests(
-        ctx.shop, ctx.caller, code, approve=approve, reason=reason
+        ctx.shop, ctx.caller, code, approve=approve, kind=kind, reason=reason
     )
-    return Reply(render.requests_decided(decided))
+    return Reply(render_requests.requests_decided(decided, in_group=ctx.in_group))
 
 
 @command(

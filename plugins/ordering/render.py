@@ -45,6 +45,7 @@ _ACTIONS = {
     "completed": "确认收货，订单完成",
     "auto_completed": "自动确认收货，订单完成",
     "keys_delivered": "卡密已私聊发送，订单完成",
+    "restocked": "退回商品入库",
 }
 
 

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from config import PaymentProvider
-from models.tables import OrderLine, OrderRequest, OrderStatus, ShopOrder
+from models.tables import (
+    OrderLine,
+    OrderRequest,
+    OrderStatus,
+    RequestKind,
+    RequestStatus,
+    ShopOrder,
+)
 from models.types import utcnow
 
 from .. import notices, orders, stats
@@ -16,7 +23,7 @@ from .. import shop as shop_row
 from ..actors import Caller
 from ..codes import normalise_code
 from ..context import ShopContext
-from ..errors import PaymentGatewayError
+from ..errors import NoPendingRequestOfKind, PaymentGatewayError
 from ..media import download_image
 from .epay import ReconcileReport, reconcile
 
@@ -31,9 +38,16 @@ class OrderListing:
 
 @dataclass(frozen=True)
 class RequestsDecided:
+    """What one /审核 decided. `requests` are the decided ones (the order shows what
+    approving them changed); `superseded` were pending too but became moot when an
+    approved cancellation refunded the order; `still_pending` are left for another /审核."""
+
     order: ShopOrder
     requests: list[OrderRequest]
     approved: bool
+    reason: str = ""
+    superseded: list[OrderRequest] = field(default_factory=list)
+    still_pending: list[OrderRequest] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -76,17 +90,36 @@ async def decide_requests(
     order_code: str,
     *,
     approve: bool,
+    kind: RequestKind | None = None,
     reason: str = "",
     now: datetime | None = None,
 ) -> RequestsDecided:
-    """/审核: approves or rejects every pending request of the order; the customer hears
-    about each one."""
+    """/审核: approves or rejects the pending request of `kind`, or (None) every pending
+    request of the order; the customer hears about each decided one. A kind with nothing
+    pending is refused with what is pending instead."""
     now = now or utcnow()
     async with shop.database.write() as session:
         order = await orders.get_order(session, shop.shop_id, order_code)
-        decided = await orders.decide(session, order, approve, caller.actor, reason, now)
+        pending = (await orders.order_detail(session, order)).pending_requests
+        if kind is not None and pending and all(r.kind != kind.value for r in pending):
+            raise NoPendingRequestOfKind(
+                order.code, kind, tuple(RequestKind(r.kind) for r in pending)
+            )
+        kinds = None if kind is None else frozenset({kind})
+        decided = await orders.decide(
+            session, order, approve, caller.actor, reason, now, kinds=kinds
+        )
         await notices.tell_requests_decided(session, order, decided, approve, reason, now)
-    return RequestsDecided(order, decided, approve)
+    # The same rows as in the session: an approved cancellation marked the rest superseded.
+    left = [r for r in pending if all(r.id != d.id for d in decided)]
+    return RequestsDecided(
+        order,
+        decided,
+        approve,
+        reason.strip(),
+        superseded=[r for r in left if r.status == RequestStatus.SUPERSEDED.value],
+        still_pending=[r for r in left if r.status == RequestStatus.PENDING.value],
+    )
 
 
 async def refund(

@@ -15,8 +15,9 @@ from models.tables import Ticket, TicketKind, TicketStatus
 from models.types import utcnow
 from services import aftersales, notices, orders, safeguards
 from services.actors import Caller
-from services.aftersales import TicketDetail, Windows
+from services.aftersales import Restock, TicketDetail, Windows
 from services.context import ShopContext
+from services.errors import RestockRefused
 from services.media import download_images, load_image
 
 
@@ -41,11 +42,14 @@ SHOWN_IMAGES = 10
 
 @dataclass(frozen=True)
 class TicketDecision:
-    """What approving or completing a ticket did with the money."""
+    """What approving or completing a ticket did with the money (and the returned goods)."""
 
     ticket: Ticket
     amount_fen: int
     refunded: bool  # refunded now, by this decision
+    completed: bool = True  # False: /完成 <工单号> 入库 on a 退货 completed before
+    restock: Restock | None = None  # the returned goods put back on the shelf now
+    restock_offered: bool = False  # a 退货 completed without 入库 whose goods still may go back
 
 
 def _windows(settings: ShopSettings) -> Windows:
@@ -267,14 +271,43 @@ async def reject_ticket(
 
 
 async def complete_ticket(
-    shop: ShopContext, caller: Caller, code: str, now: datetime | None = None
+    shop: ShopContext,
+    caller: Caller,
+    code: str,
+    *,
+    restock: bool = False,
+    now: datetime | None = None,
 ) -> TicketDecision:
-    """退货: the parcel is back, refund now; 换货/投诉: closed. The customer hears it."""
+    """退货: the parcel is back, refund now; 换货/投诉: closed. The customer hears it.
+
+    The returned goods go back on the shelf only with `restock` (/完成 <工单号> 入库),
+    in this same transaction; without it the decision says whether they still could.
+    A 退货 completed earlier without it can be restocked afterwards (once per order),
+    which changes the ticket no further and tells the customer nothing."""
     now = now or utcnow()
     async with shop.database.write() as session:
         ticket = await aftersales.get_ticket(session, shop.shop_id, code)
-        amount, refunded = await aftersales.complete(session, ticket, caller.actor, now)
-        await notices.ticket_to_customer(
-            session, ticket, notices.ticket_completed(ticket, amount, refunded), "completed", now
-        )
-    return TicketDecision(ticket, amount, refunded)
+        if restock:
+            # Refused before anything moves: a refused 入库 completes nothing either.
+            refusal = await aftersales.restock_refusal(session, ticket)
+            if refusal is not None:
+                raise RestockRefused(refusal, ticket.code)
+        else:
+            # Asked before completing: the refund may close the order and hide whether
+            # its goods ever left.
+            offered = await aftersales.restock_refusal(session, ticket) is None
+        amount, refunded, completed = 0, False, False
+        if not (restock and ticket.status == TicketStatus.REFUNDED.value):
+            amount, refunded = await aftersales.complete(session, ticket, caller.actor, now)
+            completed = True
+            await notices.ticket_to_customer(
+                session,
+                ticket,
+                notices.ticket_completed(ticket, amount, refunded),
+                "completed",
+                now,
+            )
+        if restock:
+            goods = await aftersales.restock_return(session, ticket, caller.actor, now)
+            return TicketDecision(ticket, amount, refunded, completed, restock=goods)
+    return TicketDecision(ticket, amount, refunded, restock_offered=offered)

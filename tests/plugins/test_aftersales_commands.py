@@ -30,6 +30,7 @@ from tests.plugins.helpers import (
     seed_order,
     serve_images,
     set_order_fields,
+    ship_order,
     stock_of,
 )
 
@@ -1015,9 +1016,17 @@ async def test_complete_a_returned_parcel_refunds(app: App, shop: ShopRuntime, c
     twice = say(chat, f"/完成 {ticket}", STAFF_ID)
     await converse(
         app,
-        (close, Says(close, exact=f"已完成并退款 ¥79.80。工单号：{ticket}")),
+        (
+            close,
+            Says(
+                close,
+                exact=f"已完成并退款 ¥79.80。工单号：{ticket}\n"
+                f"库存未变；如需把退回的商品放回库存，请发 /完成 {ticket} 入库",
+            ),
+        ),
         (twice, Says(twice, exact=refused("已退款"))),
     )
+    assert await stock_of(shop, 2) == 48  # not restocked without 入库
     order = await get_order_row(shop, code)
     assert (order.status, order.refunded_fen) == ("refunded", 7980)
     assert (await ticket_row(shop, ticket)).status == "refunded"
@@ -1045,6 +1054,124 @@ async def test_complete_refusals(app: App, shop: ShopRuntime, chat: str) -> None
     assert await snapshot(shop) == before
 
 
+# --- staff: /完成 <工单号> 入库 ----------------------------------------------------------
+
+
+async def returned_parcel(shop: ShopRuntime) -> tuple[str, str]:
+    """A shipped order of 2 × 冷萃咖啡液 (stock 50 → 48) with an approved 退货 whose parcel
+    is on its way back: (order code, ticket code)."""
+    code = await paid_order(shop)
+    await ship_order(shop, code)
+    ticket = await new_ticket(shop, code, "退货", "杯子有裂纹")
+    await approve_ticket(shop, ticket)
+    await ship_back(shop, ticket)
+    return code, ticket
+
+
+async def test_complete_with_restock_puts_the_goods_back(
+    app: App, shop: ShopRuntime, chat: str
+) -> None:
+    from models.tables import OrderEvent, Variant
+
+    code, ticket = await returned_parcel(shop)
+    assert await stock_of(shop, 2) == 48
+    close = say(chat, f"/完成 {ticket} 入库", STAFF_ID)
+    twice = say(chat, f"/完成 {ticket} 入库", STAFF_ID)
+    detail = say(chat, f"/工单 {ticket}", STAFF_ID)
+    await converse(
+        app,
+        (
+            close,
+            Says(
+                close,
+                exact=f"已完成并退款 ¥79.80。工单号：{ticket}\n已放回库存：\n"
+                "冷萃咖啡液 ×2（现库存 50）\n只退回了部分商品的，请用 /库存 调整。",
+            ),
+        ),
+        (
+            twice,
+            Says(
+                twice,
+                exact=f"工单 {ticket} 的订单商品已经入库过了，不能重复入库。"
+                f"工单还没完成的话，请发 /完成 {ticket}。",
+            ),
+        ),
+        (detail, Says(detail, "退回商品入库（店员） 冷萃咖啡液 ×2")),
+    )
+    assert await stock_of(shop, 2) == 50
+    [variant] = [v for v in await rows_of(shop, Variant) if v.item_id == 2]
+    assert variant.sold == 0
+    order = await get_order_row(shop, code)
+    [event] = [
+        e
+        for e in await rows_of(shop, OrderEvent)
+        if e.order_id == order.id and e.action == "restocked"
+    ]
+    assert (event.actor, event.actor_id, event.detail, event.reason) == (
+        "staff",
+        STAFF_ID,
+        "退货入库：冷萃咖啡液 ×2",
+        f"退货 {ticket}",
+    )
+    # The customer hears of the completion once, the same as without 入库.
+    assert f"工单号：{ticket}（退货）已完成，退款 ¥79.80。" in await customer_texts(shop, ticket)
+    await ask(
+        app, private(f"/订单 {code}", CUSTOMER_ID), f"退回商品入库（店员） 原因：退货 {ticket}"
+    )
+
+
+async def test_restock_after_completing_without_it(app: App, shop: ShopRuntime, chat: str) -> None:
+    _, ticket = await returned_parcel(shop)
+    close = say(chat, f"/完成 {ticket}", OWNER_ID)
+    restock = say(chat, f"/close {ticket} restock", OWNER_ID)
+    await converse(
+        app,
+        (close, Says(close, f"如需把退回的商品放回库存，请发 /完成 {ticket} 入库")),
+        (
+            restock,
+            Says(
+                restock,
+                exact=f"工单号：{ticket} 退回的商品已入库。\n已放回库存：\n"
+                "冷萃咖啡液 ×2（现库存 50）\n只退回了部分商品的，请用 /库存 调整。",
+            ),
+        ),
+    )
+    assert await stock_of(shop, 2) == 50
+    assert (await ticket_row(shop, ticket)).status == "refunded"
+
+
+async def test_restock_refusals_change_nothing(app: App, shop: ShopRuntime, chat: str) -> None:
+    exchange_code = await paid_order(shop)
+    await ship_order(shop, exchange_code)
+    swap = await new_ticket(shop, exchange_code, "换货", "尺寸不对")
+    await approve_ticket(shop, swap)
+    never_shipped = await new_ticket(shop, await paid_order(shop), "退货", "不想要了")
+    await approve_ticket(shop, never_shipped)
+    _, waiting = await returned_parcel(shop)
+    shipped = await paid_order(shop)
+    await ship_order(shop, shipped)
+    opened = await new_ticket(shop, shipped, "退货", "不想要了")
+    before = await snapshot(shop)
+    usage = "用法：/完成 <工单号> [入库]，例如 /完成 7K2M9QH3XA 入库"
+    steps = [
+        (
+            f"/完成 {swap} 入库",
+            f"工单 {swap} 不是退货工单，没有寄回的商品可以入库。完成请发 /完成 {swap}。",
+        ),
+        (
+            f"/完成 {never_shipped} 入库",
+            f"工单 {never_shipped} 的订单没有发过货，商品一直在店里（全额退款时库存已自动退回），"
+            f"不用入库。完成请发 /完成 {never_shipped}。",
+        ),
+        (f"/完成 {opened} 入库", refused("待处理")),
+        (f"/完成 {waiting} 入口", f"选项应是 入库、restock 之一，而不是“入口”。\n{usage}"),
+        (f"/完成 {waiting} 入库 全部", f"多余的内容：全部\n{usage}"),
+        (f"/完成 {MISSING} 入库", ticket_not_found_for_staff(MISSING)),
+    ]
+    await exchange(app, *((say(chat, text, STAFF_ID), answer) for text, answer in steps))
+    assert await snapshot(shop) == before
+
+
 async def _withdraw(session: Any, ticket: Any, now: Any) -> None:
     from services import aftersales
     from services.orders import Actor
@@ -1068,6 +1195,7 @@ async def _withdraw(session: Any, ticket: Any, now: Any) -> None:
         "/reject {open} 不想要",
         "/完成 {back}",
         "/close {back}",
+        "/完成 {back} 入库",
     ],
 )
 async def test_customers_get_no_permission_and_nothing_changes(

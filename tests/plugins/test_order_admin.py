@@ -46,7 +46,9 @@ PAYINFO_USAGE = (
     "用法：/设置收款 <文字>（可附收款码图片），例如 /设置收款 微信转账 wxid_shop，备注订单号"
 )
 REFUND_USAGE = "用法：/退款 <订单号> [金额] [原因]，例如 /退款 2K7QH9M3XA 10 少发一件"
-REVIEW_USAGE = "用法：/审核 <订单号> <同意|拒绝> [原因]，例如 /审核 2K7QH9M3XA 同意"
+REVIEW_USAGE = (
+    "用法：/审核 <订单号> <同意|拒绝> [地址|备注|取消] [原因]，例如 /审核 2K7QH9M3XA 同意 地址"
+)
 
 
 # --- set-up --------------------------------------------------------------------------
@@ -382,10 +384,14 @@ async def test_approve_address_change(app: App, shop: ShopRuntime, chat: str) ->
     request = private(f"/修改 {code} 地址 2", CUSTOMER_ID)
     approve = say(chat, f"/审核 {code} 同意")
     twice = say(chat, f"/审核 {code} 同意")
+    # A group sees the new address masked, as everywhere in groups.
+    name, phone, detail = OFFICE
+    where = "李* 139****2222 江苏省南京市" if chat == "group" else f"{name} {phone} {detail}"
+    moved = f"· 修改地址：收货信息已改为 {where}"
     await converse(
         app,
         (request, Says(request, "修改地址申请已提交")),
-        (approve, Says(approve, exact=f"订单号：{code} 已同意：修改地址。已通知顾客。")),
+        (approve, Says(approve, exact=f"订单号：{code} 已同意 1 个申请，已通知顾客：\n{moved}")),
         (twice, Says(twice, exact=f"订单 {code} 没有待审核的申请。")),
     )
     order = await get_order_row(shop, code)
@@ -405,7 +411,14 @@ async def test_reject_remark_change_with_reason(app: App, shop: ShopRuntime, cha
     await converse(
         app,
         (request, Says(request, "修改备注申请已提交")),
-        (reject, Says(reject, exact=f"订单号：{code} 已拒绝：修改备注。已通知顾客。")),
+        (
+            reject,
+            Says(
+                reject,
+                exact=f"订单号：{code} 已拒绝 1 个申请，已通知顾客：\n"
+                f"· 修改备注：未同意，订单不变\n说明：已经打包好了",
+            ),
+        ),
     )
     assert (await get_order_row(shop, code)).remark == "原备注"
     [row] = await rows_of(shop, OrderRequest)
@@ -435,7 +448,8 @@ async def test_approve_cancellation_refunds_and_restocks(
             approve,
             Says(
                 approve,
-                exact=f"订单号：{code} 已同意：取消订单。已通知顾客。已全额退款 ¥256.00，库存已退回。",
+                exact=f"订单号：{code} 已同意 1 个申请，已通知顾客：\n"
+                "· 取消订单：已全额退款 ¥256.00，库存已退回",
             ),
         ),
     )

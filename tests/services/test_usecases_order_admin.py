@@ -10,15 +10,26 @@ from typing import Any
 
 import pytest
 
-from models.tables import OrderEvent, OrderStatus, OutboxMessage, Payment, Refund, Shop
+from models.tables import (
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    OutboxMessage,
+    Payment,
+    Refund,
+    RequestKind,
+    Shop,
+)
 from services import orders
 from services.actors import Actor, Caller
+from services.addresses import AddressSnapshot
 from services.context import ShopContext
 from services.errors import (
     InvalidValue,
     LatePaymentStockGone,
     MediaUnavailable,
     NoPendingRequest,
+    NoPendingRequestOfKind,
     RefundTooLarge,
 )
 from services.staff import Role
@@ -41,6 +52,7 @@ from tests.plugins.helpers import (
 
 STAFF = Caller(STAFF_ID, None, Role.STAFF)
 NOW = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # 12:00 in the default shop time zone
+NEW_ADDRESS = AddressSnapshot("李四", "13900002222", "江苏省南京市鼓楼区中山路 8 号")
 
 
 @pytest.fixture
@@ -245,6 +257,126 @@ async def test_deciding_without_a_pending_request_is_refused(shop: ShopContext) 
     with pytest.raises(NoPendingRequest):
         await order_admin.decide_requests(shop, STAFF, code, approve=False, reason="不行", now=NOW)
     assert await outbox_rows(shop) == []
+
+
+async def _ask_for_everything(shop: ShopContext, code: str) -> None:
+    """The customer asks for a new address, a new remark and the cancellation, in turn."""
+    customer = Actor("customer", CUSTOMER_ID)
+    async with shop.database.write() as session:
+        order = await orders.get_order(session, shop.shop_id, code)
+        await orders.amend_address(session, order, NEW_ADDRESS, customer, NOW)
+        await orders.amend_remark(session, order, "加急", customer, NOW)
+        await orders.cancel(session, order, customer, "买重了", NOW)
+
+
+async def _requests(shop: ShopContext) -> list[tuple[str, str]]:
+    return [(r.kind, r.status) for r in await rows_of(shop, OrderRequest)]
+
+
+async def test_deciding_one_kind_leaves_the_others_pending(shop: ShopContext) -> None:
+    code = await seed_order(shop, CUSTOMER_ID, remark="原备注")
+    await pay_order(shop, code)
+    await _ask_for_everything(shop, code)
+    decided = await order_admin.decide_requests(
+        shop, STAFF, code, approve=True, kind=RequestKind.REMARK, reason="好的", now=NOW
+    )
+    assert [(r.kind, r.status) for r in decided.requests] == [("remark", "approved")]
+    assert (decided.order.remark, decided.reason, decided.superseded) == ("加急", "好的", [])
+    assert [r.kind for r in decided.still_pending] == ["address", "cancel"]
+    assert await _requests(shop) == [
+        ("address", "pending"),
+        ("remark", "approved"),
+        ("cancel", "pending"),
+    ]
+    order = await get_order_row(shop, code)
+    assert (order.status, order.remark, order.receiver_name) == ("paid", "加急", "张三")
+    [request_id] = [r.id for r in decided.requests]
+    # The customer hears of the one decided request only.
+    assert await notices_by_key(shop) == {
+        f"order:{code}:request:{request_id}": (
+            "private",
+            CUSTOMER_ID,
+            f"订单号：{code} 的修改备注申请已同意。说明：好的",
+        )
+    }
+    assert (await actions_of(shop, code))[-1] == ("remark_changed", "staff", STAFF_ID)
+
+
+async def test_rejecting_one_kind(shop: ShopContext) -> None:
+    code = await seed_order(shop, CUSTOMER_ID)
+    await pay_order(shop, code)
+    await _ask_for_everything(shop, code)
+    decided = await order_admin.decide_requests(
+        shop, STAFF, code, approve=False, kind=RequestKind.CANCEL, reason="已打包", now=NOW
+    )
+    assert [(r.kind, r.status, r.decision_reason) for r in decided.requests] == [
+        ("cancel", "rejected", "已打包")
+    ]
+    assert [r.kind for r in decided.still_pending] == ["address", "remark"]
+    assert (await get_order_row(shop, code)).status == "paid"
+    assert (await actions_of(shop, code))[-1] == ("cancel_rejected", "staff", STAFF_ID)
+
+
+async def test_approving_the_cancellation_alone_supersedes_the_rest(shop: ShopContext) -> None:
+    code = await seed_order(shop, CUSTOMER_ID)
+    await pay_order(shop, code)
+    await _ask_for_everything(shop, code)
+    decided = await order_admin.decide_requests(
+        shop, STAFF, code, approve=True, kind=RequestKind.CANCEL, now=NOW
+    )
+    assert [r.kind for r in decided.requests] == ["cancel"]
+    assert [(r.kind, r.status) for r in decided.superseded] == [
+        ("address", "superseded"),
+        ("remark", "superseded"),
+    ]
+    assert decided.still_pending == []
+    assert decided.order.status == "refunded"
+    assert await _requests(shop) == [
+        ("address", "superseded"),
+        ("remark", "superseded"),
+        ("cancel", "approved"),
+    ]
+    assert [key.split(":")[2] for key in await notices_by_key(shop)] == ["request"]
+
+
+async def test_deciding_everything_without_a_kind(shop: ShopContext) -> None:
+    code = await seed_order(shop, CUSTOMER_ID)
+    await pay_order(shop, code)
+    await _ask_for_everything(shop, code)
+    decided = await order_admin.decide_requests(shop, STAFF, code, approve=False, now=NOW)
+    assert [(r.kind, r.status) for r in decided.requests] == [
+        ("address", "rejected"),
+        ("remark", "rejected"),
+        ("cancel", "rejected"),
+    ]
+    assert (decided.superseded, decided.still_pending) == ([], [])
+    assert len(await notices_by_key(shop)) == 3  # one notice per request
+
+
+async def test_a_kind_with_nothing_pending_names_what_is(shop: ShopContext) -> None:
+    code = await seed_order(shop, CUSTOMER_ID)
+    await pay_order(shop, code)
+    async with shop.database.write() as session:
+        order = await orders.get_order(session, shop.shop_id, code)
+        customer = Actor("customer", CUSTOMER_ID)
+        await orders.amend_remark(session, order, "加急", customer, NOW)
+        await orders.cancel(session, order, customer, "", NOW)
+    with pytest.raises(NoPendingRequestOfKind) as refused:
+        await order_admin.decide_requests(
+            shop, STAFF, code, approve=True, kind=RequestKind.ADDRESS, now=NOW
+        )
+    assert refused.value == NoPendingRequestOfKind(
+        code, RequestKind.ADDRESS, (RequestKind.REMARK, RequestKind.CANCEL)
+    )
+    assert await _requests(shop) == [("remark", "pending"), ("cancel", "pending")]
+    assert await outbox_rows(shop) == []
+    # Nothing pending at all: the plain refusal, as without a kind.
+    other = await seed_order(shop, CUSTOMER_ID)
+    await pay_order(shop, other)
+    with pytest.raises(NoPendingRequest):
+        await order_admin.decide_requests(
+            shop, STAFF, other, approve=True, kind=RequestKind.REMARK, now=NOW
+        )
 
 
 # --- order_admin.refund -----------------------------------------------------------------
