@@ -43,3 +43,17 @@ async def set_group_enabled(
     row.changed_at = utcnow()
     await session.flush()
     return True
+
+
+async def group_disabled(session: AsyncSession, shop_id: int, group_id: int) -> bool:
+    """Whether the shop was switched off in this group (/停用本群). A group without a row
+    was never switched on, so no order or ticket can have come from it through chat;
+    only an explicit "off" counts."""
+    enabled = (
+        await session.execute(
+            select(ShopGroup.enabled).where(
+                ShopGroup.shop_id == shop_id, ShopGroup.group_id == group_id
+            )
+        )
+    ).scalar_one_or_none()
+    return enabled is False

@@ -3,15 +3,22 @@ gets it. Group notices @-mention the customer and never carry phone or address."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.tables import OrderRequest, ShopOrder, Ticket, TicketKind, TicketStatus
+from models.tables import (
+    DEFAULT_SHOP_ID,
+    OrderRequest,
+    ShopOrder,
+    Ticket,
+    TicketKind,
+    TicketStatus,
+)
 
-from . import outbox, staff
+from . import groups, outbox, staff
 from .aftersales import KIND_NAMES, RETURN_SHIP_DAYS
 from .card_keys import CARD_KEYS_SEGMENT, LineKeys
 from .catalog import line_name
@@ -21,7 +28,7 @@ from .outbox import Segment, Target
 from .privacy import courier_text_for_group, mask_phones_in
 from .reports import REPORT_LOW_STOCK_LINES, DailyReport
 from .safeguards import GuardView
-from .tracking import state_name
+from .tracking import FailureKind, state_name
 
 
 def chat_target(user_id: int, group_id: int | None) -> Target:
@@ -37,9 +44,28 @@ def chat_segments(user_id: int, group_id: int | None, body: str) -> list[Segment
     return [outbox.text(body)]
 
 
+async def customer_group(session: AsyncSession, shop_id: int, group_id: int | None) -> int | None:
+    """The group a customer's notice about an order or ticket goes to, None for a private
+    message: the group it came from, unless the shop has since been switched off there
+    (/停用本群). That group no longer hears the shop, so the customer hears it privately.
+    Decided when the notice is queued, so it follows the group's state of the moment."""
+    if group_id and await groups.group_disabled(session, shop_id, group_id):
+        return None
+    return group_id
+
+
 async def to_chat(
-    session: AsyncSession, user_id: int, group_id: int | None, body: str, key: str, now: datetime
+    session: AsyncSession,
+    user_id: int,
+    group_id: int | None,
+    body: str,
+    key: str,
+    now: datetime,
+    *,
+    shop_id: int = DEFAULT_SHOP_ID,
 ) -> bool:
+    """To the customer in `group_id` (or privately), see `customer_group`."""
+    group_id = await customer_group(session, shop_id, group_id)
     return await outbox.enqueue(
         session, chat_target(user_id, group_id), chat_segments(user_id, group_id, body), key, now
     )
@@ -49,7 +75,13 @@ async def to_customer(
     session: AsyncSession, order: ShopOrder, body: str, key: str, now: datetime
 ) -> bool:
     return await to_chat(
-        session, order.user_id, order.group_id, body, f"order:{order.code}:{key}", now
+        session,
+        order.user_id,
+        order.group_id,
+        body,
+        f"order:{order.code}:{key}",
+        now,
+        shop_id=order.shop_id,
     )
 
 
@@ -61,11 +93,21 @@ async def to_staff(
     key: str,
     now: datetime,
     images: Sequence[str] = (),
+    *,
+    except_user: int | None = None,
+    staff_ids: Collection[int] | None = None,
 ) -> None:
     """Privately to every owner and staff member, once per key and person; `images`
-    (paths under DATA_DIR, e.g. a ticket's evidence) follow the text."""
+    (paths under DATA_DIR, e.g. a ticket's evidence) follow the text. `except_user`: the
+    staff member whose own action this reports, who needs no message about it.
+    `staff_ids`: the staff as the caller already knows them (the 确认 hot path passes
+    `shop.access.staff_ids()`, saving a query); None reads them here."""
     segments = [outbox.text(body), *(outbox.image_file(path) for path in images)]
-    for user_id in sorted(owners | await staff.staff_ids(session, shop_id)):
+    if staff_ids is None:
+        staff_ids = await staff.staff_ids(session, shop_id)
+    for user_id in sorted(owners | set(staff_ids)):
+        if user_id == except_user:
+            continue
         await outbox.enqueue(
             session, Target.private(user_id), segments, f"{key}:staff:{user_id}", now
         )
@@ -163,6 +205,60 @@ def tracking_update(order: ShopOrder, text: str, state: str | None = None) -> st
     return f"订单号：{order.code} 物流更新：{shown}"
 
 
+def parcel_back_for_staff(
+    order: ShopOrder, carrier: str, number: str, state: str, text: str
+) -> str:
+    """A parcel going back to the shop (退回, 退签, 拒签): privately to staff, the courier's
+    text in full."""
+    return (
+        f"【包裹退回】订单号：{order.code}（顾客 {order.user_id}）{carrier} {number} "
+        f"{state_name(state)}：{text}\n包裹不会送到顾客手里，订单也不会自动完成。"
+        f"请联系顾客，重新发货或 /退款 {order.code}。"
+    )
+
+
+_TRACKING_SETUP = "修好之前物流不会自动更新，可用 /物流更新 手动记录。"
+
+
+def tracking_settings_failed_for_staff(kind: FailureKind, message: str) -> str:
+    """The tracking provider refuses every query (`kind`: one of SETTINGS_FAILURES);
+    `message` is the provider's own word, never the key."""
+    said = f"（{message[:60]}）" if message else ""
+    match kind:
+        case FailureKind.BAD_KEY:
+            head = f"快递100 密钥无效{said}：请检查 KUAIDI100_CUSTOMER 和 KUAIDI100_KEY。"
+        case FailureKind.QUOTA:
+            head = f"快递100 额度用完或密钥已过期{said}：请到快递100 后台充值或续期。"
+        case _:
+            head = f"物流查询设置有误{said}：请检查 TRACKING_PROVIDER 和快递100 的设置。"
+    return f"【物流查询失败】{head}{_TRACKING_SETUP}"
+
+
+def tracking_unavailable_for_staff(failures: int) -> str:
+    return (
+        f"【物流查询失败】快递100 已连续 {failures} 次查询失败（网络或快递100 服务暂时不可用），"
+        "物流暂时不会自动更新，会继续自动重试。一直这样的话请检查网络。"
+    )
+
+
+def tracking_rejected_for_staff(
+    order: ShopOrder, carrier: str, number: str, code: str, message: str
+) -> str:
+    """kuaidi100 refuses this one shipment for good: polling it stopped."""
+    said = f"（{message[:60]}）" if message else ""
+    match code:
+        case "408":
+            why = f"快递100 要求核对收件人手机号，查询被拒{said}"
+        case "400":
+            why = f"快递100 不认识这个快递公司或单号{said}"
+        case _:
+            why = f"快递100 拒绝查询{said}"
+    return (
+        f"【物流查询失败】订单号：{order.code} {carrier} {number}：{why}，已停止自动查询。"
+        f"请核对快递公司和单号，之后用 /物流更新 {order.code} <描述> 手动记录。"
+    )
+
+
 def delivered(order: ShopOrder) -> str:
     return (
         f"订单号：{order.code} 已签收。收到货没问题请发 /确认收货 {order.code}；有问题可发 /售后。"
@@ -186,9 +282,15 @@ def announcement(shop_name: str, text: str) -> str:
 async def ticket_to_customer(
     session: AsyncSession, ticket: Ticket, body: str, key: str, now: datetime
 ) -> bool:
-    """To the chat the ticket was opened in."""
+    """To the chat the ticket was opened in (privately once that group is switched off)."""
     return await to_chat(
-        session, ticket.user_id, ticket.group_id, body, f"ticket:{ticket.code}:{key}", now
+        session,
+        ticket.user_id,
+        ticket.group_id,
+        body,
+        f"ticket:{ticket.code}:{key}",
+        now,
+        shop_id=ticket.shop_id,
     )
 
 

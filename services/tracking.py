@@ -78,6 +78,32 @@ class TrackingConfigError(TrackingProviderError):
     message: str
 
 
+class FailureKind(StrEnum):
+    """What went wrong with a poll, as staff are told about it (services.shipping)."""
+
+    BAD_KEY = "bad_key"  # kuaidi100 503: the sign check failed (KUAIDI100_KEY / CUSTOMER)
+    QUOTA = "quota"  # kuaidi100 601: the key expired or the balance is used up
+    CONFIG = "config"  # our own check: the provider's settings are missing or unknown
+    REJECTED = "rejected"  # this shipment only, for good (bad carrier/number, phone check)
+    UNAVAILABLE = "unavailable"  # network, timeout, busy server: may pass by itself
+
+
+# A failure of the provider's settings: every query fails the same way until the owner
+# fixes it, so staff hear about it at once. A shipment's rejection is about that parcel
+# alone; being unavailable may pass by itself.
+SETTINGS_FAILURES = frozenset({FailureKind.BAD_KEY, FailureKind.QUOTA, FailureKind.CONFIG})
+
+
+def failure_kind(error: TrackingProviderError) -> FailureKind:
+    if isinstance(error, TrackingConfigError):
+        return {"503": FailureKind.BAD_KEY, "601": FailureKind.QUOTA}.get(
+            error.code, FailureKind.CONFIG
+        )
+    if isinstance(error, TrackingRejected):
+        return FailureKind.REJECTED
+    return FailureKind.UNAVAILABLE
+
+
 # --- carriers and numbers ---------------------------------------------------------------
 
 

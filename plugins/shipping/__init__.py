@@ -71,7 +71,16 @@ async def track_update(ctx: CommandContext) -> Reply:
     if signed and len(words) > 1:
         text = text.rstrip()[: -len("签收")].rstrip()
     updated = await fulfilment.update_tracking(ctx.shop, ctx.caller, code, text, signed)
-    return Reply(render.event_added(updated.order, text, signed))
+    return Reply(
+        render.event_added(
+            updated.order,
+            text,
+            updated.event.state,
+            signed=signed,
+            coming_back=updated.coming_back,
+            in_group=ctx.in_group,
+        )
+    )
 
 
 @command(

@@ -45,10 +45,21 @@ def tracking(
     return "\n".join(lines)
 
 
-def event_added(order: ShopOrder, text: str, signed: bool) -> str:
+def event_added(
+    order: ShopOrder, text: str, state: str, *, signed: bool, coming_back: bool, in_group: bool
+) -> str:
+    """In a group, the event as the group's /物流 shows it (state and city): what staff
+    typed may carry the receiver's name, address or phone."""
     if signed:
         return f"订单号：{order.code} 已标记签收，已通知顾客。"
-    return f"订单号：{order.code} 已添加物流：{text}。已通知顾客。"
+    shown = courier_line(text, state or None, in_group=in_group)
+    reply = f"订单号：{order.code} 已添加物流：{shown}。已通知顾客。"
+    if coming_back:
+        reply += (
+            f"\n包裹在退回，订单不会自动完成：请联系顾客重新发货或 /退款 {order.code}"
+            "（其他店主和店员也收到了私聊提醒）。"
+        )
+    return reply
 
 
 def received(order: ShopOrder) -> str:

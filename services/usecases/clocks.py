@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from config import PaymentProvider
-from services import aftersales, checkout, leases, shipping
+from services import aftersales, checkout, leases, notices, shipping
 from services.aftersales import TicketClockReport, TicketClockSettings
 from services.clock import ClockReport, OrderClockSettings, run_order_clocks
 from services.context import ShopContext, reload_drafts
 from services.reports import DailyReport
-from services.tracking import TrackingProvider
+from services.tracking import FailureKind, TrackingConfigError, TrackingProvider, make_provider
 from services.usecases.epay import ReconcileReport, reconcile
 from services.usecases.reports import send_daily_report
 
@@ -33,16 +33,26 @@ async def order_clocks(shop: ShopContext, now: datetime) -> ClockReport:
 class TrackingClockReport:
     polled: shipping.PollReport
     auto_completed: list[str]
+    # TRACKING_PROVIDER names a provider that cannot be built (kuaidi100 without its
+    # settings), so `provider` is the manual stand-in: why, as staff were told.
+    unusable: str = ""
 
 
 async def tracking_clocks(
     shop: ShopContext, provider: TrackingProvider, now: datetime
 ) -> TrackingClockReport:
-    """Shipments due for a poll are asked about (new events stored once and pushed), and
-    delivered or long-shipped orders are confirmed received."""
+    """Shipments due for a poll are asked about (new events stored once and pushed; staff
+    told privately of parcels going back and of a failing provider), and delivered or
+    long-shipped orders are confirmed received."""
     settings = shop.settings
+    alerts = shipping.StaffAlerts(shop.owners, settings.timezone)
+    unusable = await _tell_unusable_provider(shop, provider, alerts, now)
     polled = await shipping.poll_due(
-        shop.database, provider, now, timedelta(minutes=settings.tracking_poll_minutes)
+        shop.database,
+        provider,
+        now,
+        timedelta(minutes=settings.tracking_poll_minutes),
+        alerts=alerts,
     )
     completed = await shipping.auto_confirm_due(
         shop.database,
@@ -50,7 +60,34 @@ async def tracking_clocks(
         timedelta(days=settings.auto_confirm_days),
         timedelta(days=settings.auto_confirm_days_after_ship),
     )
-    return TrackingClockReport(polled, completed)
+    return TrackingClockReport(polled, completed, unusable)
+
+
+async def _tell_unusable_provider(
+    shop: ShopContext, provider: TrackingProvider, alerts: shipping.StaffAlerts, now: datetime
+) -> str:
+    """The clock plugin stands the manual provider in for a TRACKING_PROVIDER it could not
+    build (its settings are missing): nothing is polled then, so staff must hear why, once
+    a day like any failure of the settings. Returns the reason ("" when all is well)."""
+    settings = shop.settings
+    if provider.name != "manual" or settings.tracking_provider == "manual":
+        return ""
+    try:
+        built = make_provider(
+            settings.tracking_provider,
+            customer=settings.kuaidi100_customer,
+            key=settings.kuaidi100_key,
+            url=settings.kuaidi100_query_url,
+        )
+    except TrackingConfigError as error:
+        body = notices.tracking_settings_failed_for_staff(FailureKind.CONFIG, error.message)
+        async with shop.database.write() as session:
+            await shipping.tell_provider_failure(
+                session, shop.shop_id, alerts, FailureKind.CONFIG, body, now
+            )
+        return error.message
+    await built.aclose()  # a usable provider the caller chose not to use: nothing to tell
+    return ""
 
 
 async def ticket_clocks(shop: ShopContext, now: datetime) -> TicketClockReport:

@@ -33,6 +33,7 @@ class TrackingUpdated:
     order: ShopOrder
     event: TrackingEventRow
     signed: bool
+    coming_back: bool = False  # the words say the parcel goes back: the other staff were told
 
 
 async def ship_order(
@@ -72,7 +73,9 @@ async def update_tracking(
     now: datetime | None = None,
 ) -> TrackingUpdated:
     """One tracking event typed by staff; the customer hears it, or, when `signed`, that
-    the parcel was delivered (the order moves to delivered)."""
+    the parcel was delivered (the order moves to delivered). Words of a parcel going back
+    (拒签, 退回…) mark the shipment so, and the other staff and owners hear it privately,
+    once per shipment."""
     now = now or utcnow()
     async with shop.database.write() as session:
         order = await orders.get_order(session, shop.shop_id, code)
@@ -87,7 +90,22 @@ async def update_tracking(
                 f"track:{event.key}",
                 now,
             )
-    return TrackingUpdated(order, event, signed)
+        # add_manual_event found the shipment (it refuses an order without one).
+        back = (
+            await shipping.shipment_of(session, order) if shipping.going_back(event.state) else None
+        )
+        if back is not None:
+            await shipping.tell_parcel_back(
+                session,
+                order,
+                back,
+                event.state,
+                event.text,
+                shop.owners,
+                now,
+                except_user=caller.user_id,
+            )
+    return TrackingUpdated(order, event, signed, coming_back=back is not None)
 
 
 async def confirm_receipt(

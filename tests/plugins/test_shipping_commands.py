@@ -432,7 +432,9 @@ async def test_track_update_adds_an_event_and_tells_the_customer(
 ) -> None:
     code = await shipped_order(shop)
     event = say(chat, f"/物流更新 {code.lower()} 已到达 杭州转运中心", merchant)
-    await ask(app, event, exact=f"订单号：{code} 已添加物流：已到达 杭州转运中心。已通知顾客。")
+    # A group sees what its /物流 would show: the state and the city, never more.
+    echoed = "已到达 杭州转运中心" if chat == "private" else "在途 · 杭州"
+    await ask(app, event, exact=f"订单号：{code} 已添加物流：{echoed}。已通知顾客。")
     [row] = await tracking_events_of(shop, code)
     assert (row.text, row.state, row.source) == ("已到达 杭州转运中心", "", "manual")
     assert (await get_order_row(shop, code)).status == "shipped"

@@ -63,6 +63,26 @@ _SIGNED_EVENTS = [
     },
 ]
 
+# The receiver refused the parcel (拒签, state 14); it is on its way back (退回, state 6).
+_REFUSED_EVENT = {
+    "time": "2026-11-24 09:10:00",
+    "ftime": "2026-11-24 09:10:00",
+    "context": "收件人拒收，快件已拒签（电话：13800000000）",
+    "status": "拒签",
+    "statusCode": "14",
+}
+_REJECTED_EVENTS = [*_TRANSIT_EVENTS, _REFUSED_EVENT]
+_RETURNING_EVENTS = [
+    *_REJECTED_EVENTS,
+    {
+        "time": "2026-11-24 15:00:00",
+        "ftime": "2026-11-24 15:00:00",
+        "context": "快件已退回，正在返回寄件人【深圳市】",
+        "status": "退回",
+        "statusCode": "6",
+    },
+]
+
 _MALFORMED_EVENTS: list[Any] = [
     "not an object",
     {"time": "yesterday", "ftime": "yesterday", "context": "时间看不懂", "status": "在途"},
@@ -103,7 +123,9 @@ class FakeKuaidi100:
     """Answers by tracking number (the `num` of the param):
 
     TRANSIT001 in transit, 3 events, oldest first; SHUFFLED01 the same events newest
-    first with one repeated; SIGNED0001 signed (state 3, 5 events); PHONE00001 like
+    first with one repeated; SIGNED0001 signed (state 3, 5 events); REJECTED01 refused
+    by the receiver (拒签, state 14, 4 events); RETURNING1 the same then on its way back
+    (退回, state 6, 5 events); PHONE00001 like
     TRANSIT001 if the phone tail is PHONE_LAST4, else 408; EMPTY00001 ok with no events;
     MALFORMED1 one good event among broken ones; ERROR<code> kuaidi100's error answer
     <code>; BADJSON001 a body that is not JSON; HTTP500001 HTTP status 500; SLOW000001
@@ -139,6 +161,10 @@ class FakeKuaidi100:
                 return self._json(_ok("0", events, com, num))
             case "SIGNED0001":
                 return self._json(_ok("3", _SIGNED_EVENTS, com, num))
+            case "REJECTED01":
+                return self._json(_ok("14", _REJECTED_EVENTS, com, num))
+            case "RETURNING1":
+                return self._json(_ok("6", _RETURNING_EVENTS, com, num))
             case "PHONE00001":
                 if phone != PHONE_LAST4:
                     return self._json(_error("408"))
