@@ -8,6 +8,7 @@ from .. import catalog, reports, reviews
 from ..actors import Caller
 from ..catalog import ItemDetail, ItemPage, ItemSummary
 from ..context import ShopContext
+from ..item_facts import ItemFacts
 from ..media import load_image
 from ..reports import TogetherItem
 from ..reviews import ItemRating
@@ -44,13 +45,21 @@ async def search_items(shop: ShopContext, query: str) -> list[ItemSummary]:
 
 
 async def item_detail(shop: ShopContext, caller: Caller, item_id: int) -> ItemView:
-    """An item with its variants, rating and picture; staff also see delisted items."""
+    """An item with its variants, rating and picture; staff also see delisted items.
+    The rating and bought-together come from `shop.item_facts` while fresh (no write
+    committed in this process since, and at most FACTS_TTL_SECONDS old): then /详情 is
+    one statement."""
+    writes = shop.database.writes_committed  # before reading: a write meanwhile is seen
+    facts = shop.item_facts.get(item_id, writes)
     async with shop.database.read() as session:
         detail = await catalog.item_detail(
             session, shop.shop_id, item_id, include_delisted=caller.is_staff
         )
-        rating = await reviews.item_rating(session, item_id)
-        together = await reports.bought_together(session, shop.shop_id, item_id)
+        if facts is None:
+            rating = await reviews.item_rating(session, item_id)
+            together = await reports.bought_together(session, shop.shop_id, item_id)
+            facts = ItemFacts(rating, tuple(together))
+            shop.item_facts.put(item_id, writes, facts)
     image_path = detail.item.image_path
     image = load_image(image_path, shop.data_dir) if image_path else None
-    return ItemView(detail, rating, image, tuple(together))
+    return ItemView(detail, facts.rating, image, facts.together)
