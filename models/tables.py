@@ -395,6 +395,30 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_created_at, sa_type=UTCDateTime)
 
 
+class AccountReach(SQLModel, table=True):
+    """A QQ account (a OneBot connection) can reach this target: it is in the group, or
+    the customer talked to it (`last_seen_at`: latest sighting, refreshed at most every
+    few minutes). The outbox sends a row through an account that can reach its target."""
+
+    __tablename__ = "account_reach"
+    __table_args__ = (Index("ix_account_reach_target", "target_type", "target_id"),)
+
+    account_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    target_type: str = Field(primary_key=True, max_length=10)  # outbox.TargetKind
+    target_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AccountPresence(SQLModel, table=True):
+    """A QQ account connected to some bot process, heartbeated by that process: another
+    process sends a row meant for an account that stopped heartbeating."""
+
+    __tablename__ = "account_presence"
+
+    account_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+
+
 # --- shipping ---------------------------------------------------------------------------
 
 

@@ -16,9 +16,11 @@ from models.tables import DEFAULT_SHOP_ID
 from models.types import utcnow
 
 from . import groups, safeguards, shop, staff
+from .accounts import AnsweringAccounts, ReachMemory
 from .card_keys import KeyVault
 from .demo import seed_demo_catalog, seed_demo_payment, seed_demo_virtual_item
 from .epay import EpayGateway
+from .item_facts import ItemFactsCache
 from .staff import Role
 
 # Where the EPay gateway sends notifies and the payer's browser, on the bot's own web
@@ -58,6 +60,12 @@ class AccessControl:
             return Role.OWNER
         await self._fresh()
         return staff.role_of(user_id, self.owners, self._staff)
+
+    async def staff_ids(self) -> frozenset[int]:
+        """The staff members (owners not included), as cached for roles: who hears of a
+        new order (a change by another process shows within ACCESS_CACHE_SECONDS)."""
+        await self._fresh()
+        return frozenset(self._staff)
 
     async def group_enabled(self, group_id: int) -> bool:
         await self._fresh()
@@ -99,6 +107,37 @@ class DraftIndex:
         }
 
 
+@dataclass(frozen=True)
+class PendingDeletion:
+    """A /删除 summary shown to one staff member in one chat, waiting for 确认删除."""
+
+    item_id: int
+    position: int | None  # None: the whole item
+    # What the summary showed: 确认删除 refuses if the variants changed since.
+    variant_ids: frozenset[int]
+    expires_at: datetime
+
+
+class DeletionIndex:
+    """Which (chat, staff member) has a /删除 waiting for 确认删除 (services.usecases.
+    catalog_admin). In memory only: a restart forgets it, and /删除 is simply sent again."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[int, int], PendingDeletion] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def get(self, group_id: int | None, user_id: int) -> PendingDeletion | None:
+        return self._pending.get((group_id or 0, user_id))
+
+    def put(self, group_id: int | None, user_id: int, pending: PendingDeletion) -> None:
+        self._pending[(group_id or 0, user_id)] = pending
+
+    def pop(self, group_id: int | None, user_id: int) -> PendingDeletion | None:
+        return self._pending.pop((group_id or 0, user_id), None)
+
+
 @dataclass
 class ShopContext:
     """What a use case is given: it opens its own transactions on `database`."""
@@ -109,6 +148,13 @@ class ShopContext:
     shop_id: int = DEFAULT_SHOP_ID
     access: AccessControl = field(init=False)
     drafts: DraftIndex = field(default_factory=DraftIndex)
+    deletions: DeletionIndex = field(default_factory=DeletionIndex)
+    # Which chats this process's QQ accounts saw lately (services/accounts.py).
+    reach: ReachMemory = field(default_factory=ReachMemory)
+    # Which of them answers in each group several of them are in (services/accounts.py).
+    answering: AnsweringAccounts = field(default_factory=AnsweringAccounts)
+    # /详情's rating and bought-together per item, for a short while (services/item_facts.py).
+    item_facts: ItemFactsCache = field(default_factory=ItemFactsCache)
     # The shop's EPay gateway client: set by `open_shop` when PAYMENT_PROVIDER is epay
     # and a gateway is configured; None otherwise (manual payments).
     payment_gateway: EpayGateway | None = None

@@ -3,13 +3,18 @@
 Clock jobs (APScheduler through nonebot-plugin-apscheduler) wake every
 CLOCK_TICK_SECONDS and derive their work from the database, so a restart or a long
 downtime only delays them. The outbox dispatcher is a background task: it sends due
-rows through a connected bot, paced (SEND_INTERVAL_SECONDS with jitter, at most
-SEND_PER_MINUTE), and wakes early when a command has just queued a notice."""
+rows through the connected QQ accounts, each row through an account that can reach its
+target (in that group, or the one the customer talked to; services/accounts.py), paced
+per account (SEND_INTERVAL_SECONDS with jitter, at most SEND_PER_MINUTE), and wakes early
+when a command has just queued a notice. It also reads each new connection's group
+list and heartbeats the connected accounts for the other bot processes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import nonebot
@@ -21,10 +26,19 @@ from config import load_settings
 from models.types import utcnow
 from plugins._common.runtime import ShopRuntime, before_close, current_runtime
 from services import leases
+from services.accounts import GROUP_LIST_REFRESH_SECONDS
 from services.outbox import Segment, Target, TargetKind, request_flag
 from services.tracking import ManualProvider, TrackingConfigError, TrackingProvider, make_provider
+from services.usecases import accounts as accounts_usecases
 from services.usecases import clocks
-from services.usecases.delivery import Pacer, Sender, dispatch_due, pacer_for, wait_for_notices
+from services.usecases.delivery import (
+    Account,
+    Pacer,
+    Sender,
+    dispatch_accounts,
+    pacer_for,
+    wait_for_notices,
+)
 
 require("nonebot_plugin_apscheduler")
 from nonebot_plugin_apscheduler import scheduler  # noqa: E402
@@ -94,10 +108,17 @@ async def _order_clocks(runtime: ShopRuntime, now: datetime) -> None:
 async def _tracking_clocks(runtime: ShopRuntime, now: datetime) -> None:
     report = await clocks.tracking_clocks(runtime.shop, _provider(runtime), now)
     polled = report.polled
+    if report.unusable:
+        logger.warning(f"tracking: provider unusable ({report.unusable}); staff alerted once a day")
     if polled.failures:
+        # Staff hear of these through the outbox (services.shipping: once per kind and day,
+        # a rejected shipment once); the log keeps every sweep's detail.
         logger.warning(
             f"tracking: {len(polled.failures)} shipments could not be polled: {polled.failures[:10]}"
+            + (f"; staff alerts: {sorted(set(polled.alerts))}" if polled.alerts else "")
         )
+    if polled.coming_back:
+        logger.info(f"tracking: parcels going back (staff told once): {polled.coming_back[:10]}")
     if polled.new_events or polled.delivered or report.auto_completed:
         logger.info(
             f"tracking: {polled.new_events} new events, delivered {polled.delivered}, "
@@ -178,11 +199,14 @@ def _provider(runtime: ShopRuntime) -> TrackingProvider:
     return _providers[name]
 
 
-def _connected_bot() -> Bot | None:
-    for bot in nonebot.get_bots().values():
-        if isinstance(bot, Bot):
-            return bot
-    return None
+def _account_id(bot: Bot) -> int:
+    """The QQ number of a connection (OneBot self_id)."""
+    return int(bot.self_id) if str(bot.self_id).isdigit() else 0
+
+
+def _connected_bots() -> dict[int, Bot]:
+    """Every connected QQ account of this process, by QQ number."""
+    return {_account_id(bot): bot for bot in nonebot.get_bots().values() if isinstance(bot, Bot)}
 
 
 def _bot_sender(bot: Bot) -> Sender:
@@ -204,25 +228,76 @@ def _given_up(message_id: int, target: Target, error: str) -> None:
     logger.error(f"outbox {message_id} to {target.kind} {target.id} given up: {error}")
 
 
+async def dispatch_bots(
+    runtime: ShopRuntime, bots: Mapping[int, Bot], pacers: dict[int, Pacer], *, batch: int = 20
+) -> int:
+    """Sends up to `batch` due rows, each through the connected account that can reach
+    its target, paced per account (`pacers` keeps each account's pacing between calls)."""
+    accounts = [
+        Account(
+            account_id, _bot_sender(bot), pacers.setdefault(account_id, pacer_for(runtime.shop))
+        )
+        for account_id, bot in bots.items()
+    ]
+    return await dispatch_accounts(runtime.shop, accounts, batch=batch, on_given_up=_given_up)
+
+
 async def dispatch_once(
     runtime: ShopRuntime, pacer: Pacer, bot: Bot | None, *, batch: int = 20
 ) -> int:
     """Sends up to `batch` due rows through `bot` (None: no QQ account connected)."""
-    sender = _bot_sender(bot) if bot is not None else None
-    return await dispatch_due(runtime.shop, pacer, sender, batch=batch, on_given_up=_given_up)
+    bots = {} if bot is None else {_account_id(bot): bot}
+    pacers = {} if bot is None else {_account_id(bot): pacer}
+    return await dispatch_bots(runtime, bots, pacers, batch=batch)
+
+
+async def account_connected(runtime: ShopRuntime, bot: Bot, *, again: bool = False) -> None:
+    """A new connection (or `again`, every GROUP_LIST_REFRESH_SECONDS): the account is
+    present, and in the groups its OneBot implementation lists (a failed list keeps what
+    was learned before)."""
+    account_id = _account_id(bot)
+    group_ids: list[int] | None
+    try:
+        groups = await bot.call_api("get_group_list")
+        group_ids = [int(group["group_id"]) for group in groups or []]
+    except Exception as error:  # the notices still go out, routed by what is known
+        logger.warning(f"outbox: the group list of {account_id} could not be read: {error!r}")
+        group_ids = None
+    await accounts_usecases.account_connected(runtime.shop, account_id, group_ids)
+    if group_ids is not None and not again:
+        logger.info(f"outbox: account {account_id} connected, in {len(group_ids)} groups")
 
 
 async def _dispatcher_loop() -> None:
-    pacer: Pacer | None = None
+    pacers: dict[int, Pacer] = {}
+    known: dict[int, Bot] = {}  # connections whose group list was read
+    listed_at: dict[int, float] = {}  # when (monotonic) each one's list was read
     while True:
         runtime = current_runtime()
         if runtime is None:
             await asyncio.sleep(1)
             continue
-        if pacer is None:
-            pacer = pacer_for(runtime.shop)
         try:
-            sent = await dispatch_once(runtime, pacer, _connected_bot())
+            bots = _connected_bots()
+            # Learned here rather than in an on_bot_connect hook: before this account's
+            # first dispatch round, and never concurrently with it.
+            for account_id, bot in bots.items():
+                if known.get(account_id) is not bot:
+                    await account_connected(runtime, bot)
+                    known[account_id] = bot
+                    listed_at[account_id] = time.monotonic()
+                elif time.monotonic() - listed_at[account_id] >= GROUP_LIST_REFRESH_SECONDS:
+                    # Groups joined or left since (an account removed from a group must
+                    # stop being the one that answers there).
+                    await account_connected(runtime, bot, again=True)
+                    listed_at[account_id] = time.monotonic()
+            for account_id in set(known) - set(bots):
+                del known[account_id]
+                # Where it answered in groups, the next present account answers now.
+                # (Not a disconnect hook: NoneBot runs those in its lifespan's task group.)
+                accounts_usecases.account_lost(runtime.shop, account_id)
+                logger.info(f"outbox: account {account_id} disconnected")
+            sent = await dispatch_bots(runtime, bots, pacers)
         except Exception:
             logger.exception("outbox dispatcher failed; retrying")
             sent = 0

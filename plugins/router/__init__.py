@@ -19,6 +19,7 @@ from nonebot.adapters.onebot.v11 import (
     ActionFailed,
     Bot,
     FriendRequestEvent,
+    GroupMessageEvent,
     MessageEvent,
     NetworkError,
 )
@@ -30,7 +31,7 @@ from config import ShopSettings, load_settings
 from config.startup import startup_notes
 from plugins._common.dispatch import Invocation, execute, recognise, to_message
 from plugins._common.runtime import current_runtime, start_runtime, stop_runtime
-from services.usecases import friends
+from services.usecases import accounts, friends
 
 __plugin_meta__ = PluginMetadata(
     name="命令路由",
@@ -88,6 +89,13 @@ async def _is_shop_command(bot: Bot, event: MessageEvent, state: T_State) -> boo
     runtime = current_runtime()
     if runtime is None:
         return False
+    # Which QQ account reaches this chat, for the outbox (several accounts), and whether
+    # this account answers here (one answer in a group several shop accounts are in):
+    # memory only.
+    if bot.self_id.isdigit():
+        group_id = event.group_id if isinstance(event, GroupMessageEvent) else None
+        if not accounts.saw_message(runtime.shop, int(bot.self_id), group_id, event.user_id):
+            return False
     invocation = await recognise(runtime, event, bot.self_id)
     if invocation is None:
         return False
@@ -123,13 +131,15 @@ async def _dispatch(bot: Bot, event: MessageEvent, state: T_State) -> None:
 
 
 @shop_command.handle()
-async def _answer_friend_request(event: FriendRequestEvent) -> None:
+async def _answer_friend_request(bot: Bot, event: FriendRequestEvent) -> None:
     """FRIEND_REQUESTS=accept: the approval (and a welcome) go out through the outbox,
     paced like every message the shop sends on its own. (A message event skips this
     handler: NoneBot runs only the handlers whose event type fits.)"""
     runtime = current_runtime()
     if runtime is None:
         return
+    if bot.self_id.isdigit():  # only this account can approve it
+        accounts.saw_friend_request(runtime.shop, int(bot.self_id), event.user_id)
     answer = await friends.friend_request(runtime.shop, event.user_id, event.flag)
     if answer.queued:
         logger.info(f"friend request of {event.user_id}: approval queued")

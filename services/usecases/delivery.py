@@ -1,5 +1,6 @@
-"""Sending the outbox: due rows go out through whatever sender the door provides (the
-chat door gives a connected QQ account), paced, each claimed just before its own send."""
+"""Sending the outbox: due rows go out through the senders the door provides (the chat
+door gives its connected QQ accounts), paced per account, each claimed just before its
+own send, through an account that can reach its target (services/accounts.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from models.types import utcnow
 from services import outbox
 from services.context import ShopContext
 from services.media import load_image
 from services.outbox import Pacer, Segment, Target
+from services.usecases import accounts as accounts_usecases
 from services.usecases.card_keys import expand_card_keys
 
 # Sends one message, or for a TargetKind.FRIEND_REQUEST row approves the request (its
@@ -26,7 +29,16 @@ Sender = Callable[[Target, list[Segment]], Awaitable[None]]
 # by another process on the same database).
 IDLE_WAKE_SECONDS = 5.0
 
-__all__ = ["Pacer", "Sender", "dispatch_due", "materialise", "pacer_for", "wait_for_notices"]
+__all__ = [
+    "Account",
+    "Pacer",
+    "Sender",
+    "dispatch_accounts",
+    "dispatch_due",
+    "materialise",
+    "pacer_for",
+    "wait_for_notices",
+]
 
 
 def pacer_for(shop: ShopContext) -> Pacer:
@@ -61,6 +73,45 @@ def materialise(segments: list[Segment], shop: ShopContext) -> list[Segment]:
     return out
 
 
+@dataclass
+class Account:
+    """A QQ account this process can send through: its id (the OneBot self_id), its
+    sender, and its own pacing (QQ limits each account on its own)."""
+
+    id: int
+    send: Sender
+    pacer: Pacer
+
+
+async def dispatch_accounts(
+    shop: ShopContext,
+    accounts: Sequence[Account],
+    *,
+    batch: int = 20,
+    on_given_up: Callable[[int, Target, str], None] | None = None,
+) -> int:
+    """Sends up to `batch` due rows per account, each account on its own pacing and all
+    at once (one account waiting for its pacing holds no other back). An account claims
+    only the rows it should send (outbox.claim_due: a target it reaches, and for a
+    customer the account they talked to last; an unknown target; or one whose accounts
+    are gone). First writes what the accounts saw and their heartbeats. With no
+    account connected nothing is sent and nothing is touched."""
+    if not accounts:
+        return 0
+    await accounts_usecases.flush(shop, [account.id for account in accounts])
+    results = await asyncio.gather(
+        *(
+            _dispatch(shop, account, [account.id], batch=batch, on_given_up=on_given_up)
+            for account in accounts
+        ),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return sum(result for result in results if isinstance(result, int))
+
+
 async def dispatch_due(
     shop: ShopContext,
     pacer: Pacer,
@@ -69,39 +120,61 @@ async def dispatch_due(
     batch: int = 20,
     on_given_up: Callable[[int, Target, str], None] | None = None,
 ) -> int:
-    """Sends up to `batch` due rows (paced); returns how many were sent. With no sender
-    (no QQ account connected) nothing is sent and nothing is lost. Each row is claimed
-    just before its own send, never a batch ahead: a claim runs out after
-    outbox.CLAIM_SECONDS, and another process must not find a row still waiting here
-    behind the pacing and send it too."""
+    """Sends up to `batch` due rows (paced) through one sender, whichever account it
+    is: every row, no routing (a door with a single way out). With no sender nothing
+    is sent and nothing is lost."""
+    if send is None:
+        return 0
+    return await _dispatch(
+        shop, Account(0, send, pacer), None, batch=batch, on_given_up=on_given_up
+    )
+
+
+async def _dispatch(
+    shop: ShopContext,
+    account: Account,
+    routing: list[int] | None,
+    *,
+    batch: int,
+    on_given_up: Callable[[int, Target, str], None] | None,
+) -> int:
+    """Each row is claimed just before its own send, never a batch ahead: a claim runs
+    out after outbox.CLAIM_SECONDS, and another process must not find a row still
+    waiting here behind the pacing and send it too. A sent row is marked in the same
+    transaction as the next claim (one write transaction fewer per notice, issue 16);
+    should that transaction fail, the mark is written on its own."""
     sent = 0
-    for _ in range(batch):
-        async with shop.database.write() as session:
-            claimed = await outbox.claim_due(session, utcnow(), 1)
-        if not claimed:
-            break
-        [message] = claimed
-        target = Target(message.target_type, message.target_id)
-        if send is None:
+    delivered: int | None = None  # sent, not yet marked
+    try:
+        for _ in range(batch):
             async with shop.database.write() as session:
-                await outbox.release_unsent(session, message, utcnow())
-            break
-        wait = pacer.wait_time(time.monotonic())
-        if wait > 0:
-            await asyncio.sleep(wait)
-        try:
-            # An order's card keys are read and put in only now (never stored in a row).
-            segments = await expand_card_keys(shop, outbox.decode(message))
-            await send(target, materialise(segments, shop))
-        except Exception as error:  # every kind of failure means "retry later"
-            pacer.record(time.monotonic())
+                if delivered is not None:
+                    await outbox.mark_sent(session, delivered, utcnow())
+                claimed = await outbox.claim_due(session, utcnow(), 1, routing)
+            delivered = None
+            if not claimed:
+                break
+            [message] = claimed
+            target = Target(message.target_type, message.target_id)
+            wait = account.pacer.wait_time(time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                # An order's card keys are read and put in only now (never stored in a row).
+                segments = await expand_card_keys(shop, outbox.decode(message))
+                await account.send(target, materialise(segments, shop))
+            except Exception as error:  # every kind of failure means "retry later"
+                account.pacer.record(time.monotonic())
+                async with shop.database.write() as session:
+                    gave_up = await outbox.mark_failed(session, message, repr(error), utcnow())
+                if gave_up and on_given_up is not None:
+                    on_given_up(message.id, target, repr(error))
+                continue
+            account.pacer.record(time.monotonic())
+            delivered = message.id
+            sent += 1
+    finally:
+        if delivered is not None:
             async with shop.database.write() as session:
-                gave_up = await outbox.mark_failed(session, message, repr(error), utcnow())
-            if gave_up and on_given_up is not None:
-                on_given_up(message.id or 0, target, repr(error))
-            continue
-        pacer.record(time.monotonic())
-        async with shop.database.write() as session:
-            await outbox.mark_sent(session, message.id or 0, utcnow())
-        sent += 1
+                await outbox.mark_sent(session, delivered, utcnow())
     return sent

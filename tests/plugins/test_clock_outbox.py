@@ -530,6 +530,8 @@ async def test_rows_waiting_behind_the_pacing_are_not_claimed(shop: ShopRuntime)
     seen: list[tuple[str, list[int]]] = []
 
     class RecordingBot:
+        self_id = str(SELF_ID)
+
         async def call_api(self, action: str, **params: Any) -> dict[str, int]:
             attempts = sorted(r.attempts for r in await outbox_rows(shop) if r.sent_at is None)
             seen.append((params["message"][0]["data"]["text"], attempts))
@@ -702,3 +704,106 @@ async def test_no_false_shipped_notice_for_a_refunded_order(shop: ShopRuntime) -
         ("cancel", "approved")
     ]
     assert (await get_order_row(shop, code)).status == "refunded"
+
+
+# --- several QQ accounts -------------------------------------------------------------------
+
+SECOND_ID = 2854196311
+
+
+async def reach_rows(shop: ShopRuntime) -> set[tuple[int, str, int]]:
+    from sqlalchemy import select
+
+    from models.tables import AccountReach
+
+    async with shop.database.read() as session:
+        rows = (await session.execute(select(AccountReach))).scalars()
+        return {(r.account_id, r.target_type, r.target_id) for r in rows}
+
+
+async def test_a_group_notice_goes_out_through_the_account_in_that_group(
+    app: App, shop: ShopRuntime
+) -> None:
+    """Two accounts connected to this process: on connect each lists its groups; a
+    notice for a group only the second account is in goes out through that account,
+    and the first account is never asked to send it."""
+    from nonebot.adapters.onebot.v11 import Adapter, Bot
+
+    from plugins.clocks import account_connected, dispatch_bots
+    from services import outbox
+
+    async with app.test_api() as ctx:
+        first_adapter = ctx.create_adapter(base=Adapter)
+        second_adapter = ctx.create_adapter(base=Adapter)
+        first = ctx.create_bot(base=Bot, adapter=first_adapter, self_id=str(SELF_ID))
+        second = ctx.create_bot(base=Bot, adapter=second_adapter, self_id=str(SECOND_ID))
+        ctx.should_call_api("get_group_list", {}, result=[], adapter=first_adapter)
+        await account_connected(shop, first)
+        ctx.should_call_api(
+            "get_group_list",
+            {},
+            result=[{"group_id": GROUP_ID, "group_name": "店铺群"}],
+            adapter=second_adapter,
+        )
+        await account_connected(shop, second)
+        assert await reach_rows(shop) == {(SECOND_ID, "group", GROUP_ID)}
+        async with shop.database.write() as session:
+            await outbox.enqueue(
+                session, outbox.Target.group(GROUP_ID), [outbox.text("上新啦")], "test:g", now()
+            )
+        ctx.should_call_api(
+            "send_group_msg",
+            {"group_id": GROUP_ID, "message": [{"type": "text", "data": {"text": "上新啦"}}]},
+            result={"message_id": 9},
+            adapter=second_adapter,
+        )
+        bots = {SELF_ID: first, SECOND_ID: second}
+        assert await dispatch_bots(shop, bots, {}) == 1  # type: ignore[dict-item]
+    assert await unsent(shop) == []
+
+
+async def test_an_unreadable_group_list_keeps_what_was_learned(app: App, shop: ShopRuntime) -> None:
+    from nonebot.adapters.onebot.v11 import Adapter, Bot
+    from nonebot.adapters.onebot.v11.exception import ActionFailed
+    from sqlalchemy import select
+
+    from models.tables import AccountPresence
+    from plugins.clocks import account_connected
+
+    async with app.test_api() as ctx:
+        adapter = ctx.create_adapter(base=Adapter)
+        bot = ctx.create_bot(base=Bot, adapter=adapter, self_id=str(SECOND_ID))
+        ctx.should_call_api("get_group_list", {}, result=[{"group_id": GROUP_ID}])
+        await account_connected(shop, bot)
+        ctx.should_call_api("get_group_list", {}, exception=ActionFailed(retcode=1, msg="busy"))
+        await account_connected(shop, bot)
+    assert await reach_rows(shop) == {(SECOND_ID, "group", GROUP_ID)}
+    async with shop.database.read() as session:
+        present = (await session.execute(select(AccountPresence.account_id))).scalars()
+        assert list(present) == [SECOND_ID]
+
+
+async def test_replies_come_from_the_account_that_received_the_command(
+    app: App, shop: ShopRuntime
+) -> None:
+    """With two accounts in one process, the answer goes through the account the
+    command came in on; the router also learns (in memory, written by the dispatcher)
+    which account is in the group."""
+    import nonebot
+    from nonebot.adapters.onebot.v11 import Adapter, Bot
+
+    from services.usecases import accounts
+    from tests.fake import group
+    from tests.plugins.helpers import enable_group
+
+    await enable_group(shop)
+    event = group("/帮助", CUSTOMER_ID, GROUP_ID).model_copy(update={"self_id": SECOND_ID})
+    async with app.test_matcher() as ctx:
+        adapter = nonebot.get_adapter(Adapter)
+        ctx.create_bot(base=Bot, adapter=adapter, self_id=str(SELF_ID))
+        second = ctx.create_bot(base=Bot, adapter=adapter, self_id=str(SECOND_ID))
+        ctx.receive_event(second, event)
+        ctx.should_call_send(event, Says(event, "帮助"), bot=second)
+    assert await reach_rows(shop) == set()  # nothing written on the reply path
+    await accounts.flush(shop.shop, [])
+    assert await reach_rows(shop) == {(SECOND_ID, "group", GROUP_ID)}

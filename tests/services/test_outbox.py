@@ -13,6 +13,7 @@ from models.db import Database
 from models.tables import OutboxMessage
 from models.types import utcnow
 from services import outbox
+from services.context import ShopContext
 from services.outbox import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
@@ -21,6 +22,7 @@ from services.outbox import (
     Pacer,
     Target,
 )
+from services.usecases import delivery
 
 ALICE = Target("private", 30003)
 GROUP = Target("group", 555000)
@@ -33,7 +35,7 @@ async def _enqueue(
         return await outbox.enqueue(s, target, [outbox.text(body)], key, now)
 
 
-async def _claim(db: Database, now: datetime, limit: int = 10) -> list[OutboxMessage]:
+async def _claim(db: Database, now: datetime, limit: int = 10) -> list[outbox.Claimed]:
     async with db.write() as s:
         return await outbox.claim_due(s, now, limit)
 
@@ -303,3 +305,43 @@ def test_pacer_per_minute_cap_dominates_a_small_interval() -> None:
         assert times[i + 5] - times[i] >= 60.0 - EPS
     assert times[5] == pytest.approx(times[0] + 60.0)
     assert times[10] == pytest.approx(times[5] + 60.0)
+
+
+# --- the dispatch loop (services/usecases/delivery.py) ------------------------------------
+
+
+async def test_dispatch_marks_every_sent_row_even_the_last_of_a_batch(
+    shop_context: ShopContext,
+) -> None:
+    """A sent row is marked in the transaction of the next claim; the last one of a
+    batch, which has no next claim, is marked on its own."""
+    db = shop_context.database
+    now = utcnow()
+    for n in range(3):
+        await _enqueue(db, f"k{n}", now - timedelta(seconds=3 - n), body=f"第{n}条")
+    sent: list[str] = []
+
+    async def send(target: Target, segments: list[outbox.Segment]) -> None:
+        sent.append(segments[0]["data"]["text"])
+
+    pacer = Pacer(0.0, 1000)
+    assert await delivery.dispatch_due(shop_context, pacer, send, batch=2) == 2
+    assert sent == ["第0条", "第1条"]
+    rows = await _rows(db)
+    assert [row.sent_at is not None for row in rows] == [True, True, False]
+    assert rows[2].attempts == 0  # never claimed ahead of its send
+    assert await delivery.dispatch_due(shop_context, pacer, send, batch=20) == 1
+    assert all(row.sent_at is not None for row in await _rows(db))
+    assert await delivery.dispatch_due(shop_context, pacer, send) == 0
+    assert sent == ["第0条", "第1条", "第2条"]
+
+
+async def test_a_claim_is_plain_values_of_the_claimed_row(db: Database) -> None:
+    now = utcnow()
+    await _enqueue(db, "k", now, target=GROUP, body="通知")
+    [claimed] = await _claim(db, now)
+    assert isinstance(claimed, outbox.Claimed)
+    stored = await _row(db, claimed.id)
+    assert (claimed.target_type, claimed.target_id, claimed.dedupe_key) == ("group", 555000, "k")
+    assert (claimed.attempts, claimed.next_attempt_at) == (stored.attempts, stored.next_attempt_at)
+    assert outbox.decode(claimed) == [outbox.text("通知")]
