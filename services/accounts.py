@@ -62,6 +62,8 @@ class ReachMemory:
         self._written: dict[ReachKey, float] = {}  # key -> monotonic time of its last write
         self._pending: dict[ReachKey, float] = {}  # key -> wall-clock time it was seen
         self._heartbeat_at: dict[int, float] = {}
+        # account -> the last presence time this process wrote for it (committed)
+        self._presence: dict[int, datetime] = {}
 
     def saw(self, account_id: int, kind: TargetKind, target_id: int) -> None:
         key = (account_id, kind.value, target_id)
@@ -103,6 +105,15 @@ class ReachMemory:
     def forget_heartbeat(self, account_id: int) -> None:
         """The next dispatch round writes this account's presence (a new connection)."""
         self._heartbeat_at.pop(account_id, None)
+
+    def wrote_presence(self, account_ids: Iterable[int], at: datetime) -> None:
+        """A committed heartbeat of these accounts at `at` (what `withdraw_presence`
+        takes back when this process stops)."""
+        for account in account_ids:
+            self._presence[account] = at
+
+    def presence_written(self) -> dict[int, datetime]:
+        return dict(self._presence)
 
 
 class AnsweringAccounts:
@@ -228,3 +239,21 @@ async def heartbeat(session: AsyncSession, account_ids: Collection[int], now: da
         index_elements=["account_id"], set_={"last_seen_at": statement.excluded.last_seen_at}
     )
     await session.execute(statement)
+
+
+async def withdraw_presence(session: AsyncSession, written: Mapping[int, datetime]) -> int:
+    """This process stops: the presence rows it wrote go, so that other processes take
+    its accounts' groups and notices over at their next answering refresh (within
+    ANSWERING_REFRESH_SECONDS) rather than after outbox.ACCOUNT_GONE_SECONDS. A row
+    heartbeated since by another process (the account connected there too) is newer
+    than what this one wrote, and stays. Returns how many rows went."""
+    gone = 0
+    for account, at in written.items():
+        result = await session.execute(
+            delete(AccountPresence).where(
+                AccountPresence.account_id == account,  # type: ignore[arg-type]
+                AccountPresence.last_seen_at <= at,  # type: ignore[arg-type]
+            )
+        )
+        gone += result.rowcount or 0  # type: ignore[attr-defined]
+    return gone

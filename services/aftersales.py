@@ -107,6 +107,12 @@ async def check_eligible(
 ) -> None:
     if OrderStatus(order.status) not in ELIGIBLE_ORDER_STATUSES:
         raise TicketNotAllowed(TicketRefusal.ORDER_STATUS, kind.value)
+    if order.virtual and kind in (K.RETURN, K.EXCHANGE):
+        # Card keys handed out cannot be sent back or swapped; a refund or a complaint
+        # still can be asked for. An order is all card keys or all physical goods (the
+        # order path refuses a mix), so `order.virtual` says it for every line; a physical
+        # order of an item made card keys later was shipped as goods and may go back.
+        raise TicketNotAllowed(TicketRefusal.VIRTUAL, kind.value)
     money_back = kind in (K.REFUND, K.RETURN)
     if order.status == OrderStatus.COMPLETED.value:
         # After completion the clock runs: 七天无理由 for money back, longer for exchange

@@ -231,6 +231,7 @@ class TicketRefusal(StrEnum):
     WINDOW = "window"  # too long after completion
     NO_REASON = "no_reason"  # an item without 七天无理由
     DUPLICATE = "duplicate"  # one open ticket per order and type
+    VIRTUAL = "virtual"  # 退货/换货 of card keys already handed out
 
 
 @dataclass

@@ -2,6 +2,10 @@
 /确认收货 and the auto-confirm clock. Every status change goes through orders._move, so
 it writes an order_event like any other.
 
+A shipment is polled while it is in transit: until it is signed for, its order leaves
+`shipped`, or its parcel is back at the shop (退签). A refused parcel (拒签) or one on its
+way back (退回) is still polled, to learn when it is home.
+
 Staff hear privately, through the outbox, about what tracking alone would only log:
 a parcel going back to the shop (退回, 退签, 拒签; once per shipment) and a provider
 that keeps failing (once per failure kind and day, see `failure_alert_key`)."""
@@ -219,6 +223,7 @@ async def add_manual_event(
     row = stored[0]
     if state is not None:
         shipment.state = state.value
+    _stop_when_home(shipment, state)
     if signed:
         _mark_delivered(session, order, shipment, actor, now, now)
     return row
@@ -414,6 +419,16 @@ async def _record_poll(
             session, order, shipment, result.state.value, text, alerts.owners, now
         )
         report.coming_back.append(order.code)
+    _stop_when_home(shipment, result.state)
+
+
+def _stop_when_home(shipment: Shipment, state: TrackingState | None) -> None:
+    """A parcel signed for by the shop (退签) is home: nothing more will happen to it, so
+    it is polled no more (each poll is a paid query). A refused one (拒签) or one on its
+    way back (退回) is still travelling and is polled until it is home; staff settle the
+    order (/退款) whatever its tracking says, and that too ends the polls."""
+    if state is TrackingState.RETURN_SIGNED:
+        shipment.in_transit = False
 
 
 async def _record_failure(

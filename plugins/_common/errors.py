@@ -261,6 +261,8 @@ def render_error(error: e.ShopError, *, staff: bool = False) -> str:
             return f"订单完成已超过 {days} 天，超出售后期限。如有问题请联系店主。"
         case e.TicketNotAllowed(why=e.TicketRefusal.NO_REASON):
             return "订单里有不支持七天无理由的商品，不能申请无理由退款/退货；质量问题请选“换货”或“投诉”。"
+        case e.TicketNotAllowed(why=e.TicketRefusal.VIRTUAL):
+            return "虚拟商品（卡密）不支持退货/换货，如有问题请选 退款 或 投诉。"
         case e.TicketNotAllowed(why=e.TicketRefusal.DUPLICATE, kind=kind):
             name = aftersales.KIND_NAMES[aftersales.TicketKind(kind)]
             return f"这个订单已有一个处理中的{name}工单，发 /售后 查看。"

@@ -78,7 +78,12 @@ def item_detail(
     lines.append(_rating_line(detail.sold, rating))
     for review in rating.latest if rating else []:
         lines.append(f"  {'★' * review.rating} {shown_in(review.text, in_group=in_group)}")
-    lines.append("支持七天无理由退货" if item.no_reason_return else "不支持七天无理由退货")
+    if item.virtual:
+        # Card keys are sent on payment and cannot come back: no 退货/换货 (see
+        # services.aftersales.check_eligible), so the 七天无理由退货 line would mislead.
+        lines.append("虚拟商品：付款后自动发卡密，不支持退货/换货")
+    else:
+        lines.append("支持七天无理由退货" if item.no_reason_return else "不支持七天无理由退货")
     first = detail.variants[0] if detail.variants else None
     if first is not None and item.listed:
         lines.append(f"下单：/下单 {detail.ref(first)} [数量]")

@@ -341,6 +341,22 @@ async def _stop_clocks() -> None:
         with contextlib.suppress(Exception):
             await provider.aclose()
     await _release_clock_lease()
+    await _withdraw_presence()
+
+
+async def _withdraw_presence() -> None:
+    """After the dispatcher stopped (no heartbeat follows): other processes take this
+    one's accounts over within a minute, not after outbox.ACCOUNT_GONE_SECONDS."""
+    runtime = current_runtime()
+    if runtime is None:
+        return
+    try:
+        gone = await accounts_usecases.leaving(runtime.shop)
+    except Exception as error:  # their presence simply runs out instead
+        logger.warning(f"outbox: could not withdraw the accounts' presence: {error}")
+        return
+    if gone:
+        logger.info(f"outbox: withdrew the presence of {gone} account(s)")
 
 
 async def _release_clock_lease() -> None:

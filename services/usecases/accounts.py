@@ -49,6 +49,7 @@ async def account_connected(
         await accounts.heartbeat(session, [account_id], now)
         if group_ids is not None:
             await accounts.sync_groups(session, account_id, group_ids, now)
+    shop.reach.wrote_presence([account_id], now)
     shop.reach.forget_heartbeat(account_id)
     shop.answering.back(account_id)
     await refresh_answering(shop, now)
@@ -83,5 +84,18 @@ async def flush(
         async with shop.database.write() as session:
             await accounts.heartbeat(session, due, now)
             await accounts.record_reach(session, sightings)
+        shop.reach.wrote_presence(due, now)
     if shop.answering.refresh_due():
         await refresh_answering(shop, now)
+
+
+async def leaving(shop: ShopContext) -> int:
+    """This process stops cleanly (after its outbox dispatcher stopped, so no heartbeat
+    follows): the presence of its accounts is taken back, and other processes answer in
+    their groups and send their notices within a minute instead of
+    outbox.ACCOUNT_GONE_SECONDS. Returns how many presence rows went."""
+    written = shop.reach.presence_written()
+    if not written:
+        return 0
+    async with shop.database.write() as session:
+        return await accounts.withdraw_presence(session, written)

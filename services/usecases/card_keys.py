@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.tables import Item, ShopOrder, Variant
 from models.types import utcnow
 
-from .. import card_keys, catalog, notices, orders, outbox
+from .. import card_keys, catalog, notices, orders, outbox, safeguards
 from ..actors import Caller
 from ..card_keys import KeyCounts, KeyVault, LineKeys
 from ..catalog import VariantRef
@@ -84,6 +84,10 @@ async def import_keys(
         result = await card_keys.import_keys(
             session, item, variant, keys, vault_of(shop), caller.user_id, now
         )
+        if result.imported:
+            # New keys are a restock: back above the threshold, the low-stock alert
+            # re-arms (or, still at or below it, staff hear of it) as for physical goods.
+            await safeguards.after_stock_change(session, variant.id or 0, now)
     return KeysImported(item, variant, result.imported, result.duplicates, result.stock)
 
 

@@ -83,6 +83,18 @@ _RETURNING_EVENTS = [
     },
 ]
 
+# Then signed for by the shop that sent it (退签, state 4): the parcel is home.
+_RETURN_SIGNED_EVENTS = [
+    *_RETURNING_EVENTS,
+    {
+        "time": "2026-11-26 10:00:00",
+        "ftime": "2026-11-26 10:00:00",
+        "context": "快件已退回寄件人，已签收",
+        "status": "退签",
+        "statusCode": "4",
+    },
+]
+
 _MALFORMED_EVENTS: list[Any] = [
     "not an object",
     {"time": "yesterday", "ftime": "yesterday", "context": "时间看不懂", "status": "在途"},
@@ -125,7 +137,8 @@ class FakeKuaidi100:
     TRANSIT001 in transit, 3 events, oldest first; SHUFFLED01 the same events newest
     first with one repeated; SIGNED0001 signed (state 3, 5 events); REJECTED01 refused
     by the receiver (拒签, state 14, 4 events); RETURNING1 the same then on its way back
-    (退回, state 6, 5 events); PHONE00001 like
+    (退回, state 6, 5 events); RETSIGNED1 the same then signed for by the sender (退签,
+    state 4, 6 events); PHONE00001 like
     TRANSIT001 if the phone tail is PHONE_LAST4, else 408; EMPTY00001 ok with no events;
     MALFORMED1 one good event among broken ones; ERROR<code> kuaidi100's error answer
     <code>; BADJSON001 a body that is not JSON; HTTP500001 HTTP status 500; SLOW000001
@@ -165,6 +178,8 @@ class FakeKuaidi100:
                 return self._json(_ok("14", _REJECTED_EVENTS, com, num))
             case "RETURNING1":
                 return self._json(_ok("6", _RETURNING_EVENTS, com, num))
+            case "RETSIGNED1":
+                return self._json(_ok("4", _RETURN_SIGNED_EVENTS, com, num))
             case "PHONE00001":
                 if phone != PHONE_LAST4:
                     return self._json(_error("408"))
