@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import (
 
 from . import sqlite_driver
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BUSY_TIMEOUT_MS = sqlite_driver.BUSY_TIMEOUT_MS
 SQLITE_POOL_SIZE = 12
 SQLITE_POOL_OVERFLOW = 8
 SEARCH_PATH_PARAMETER = "search_path"
@@ -93,7 +93,8 @@ class Database:
             # /商品 3.5 -> 2.8 ms CPU per command). Never fewer in all than before (15).
             kwargs["pool_size"] = SQLITE_POOL_SIZE
             kwargs["max_overflow"] = SQLITE_POOL_OVERFLOW
-            # aiosqlite with one thread hop per statement (models/sqlite_driver.py).
+            # aiosqlite whose statements run on the loop's thread unless another process
+            # holds SQLite's lock (models/sqlite_driver.py).
             module = sqlite_driver.dbapi()
             if module is not None:
                 kwargs["module"] = module

@@ -1,4 +1,5 @@
-"""aiosqlite as SQLAlchemy drives it, with one thread hop per statement instead of four.
+"""aiosqlite as SQLAlchemy drives it, with no thread hop per statement (instead of four)
+unless another process holds SQLite's lock.
 
 aiosqlite runs sqlite3 in a worker thread; every call crosses to it and back (a queue,
 a future, a wake-up of the event loop: about 50 µs of CPU each). SQLAlchemy's adapter
@@ -8,11 +9,19 @@ read session ends with two). Measured on the order path (issue 16), those hops w
 most of a statement's cost.
 
 This shim keeps aiosqlite and SQLAlchemy's adapter, and changes only that:
-- a statement is one job in the worker thread: cursor, execute (or executemany), fetch
-  all rows, close; the adapter's cursor then serves the rows and the attributes the
-  statement left (description, rowcount, lastrowid) from memory;
+- a statement is one job: cursor, execute (or executemany), fetch all rows, close;
+  the adapter's cursor then serves the rows and the attributes the statement left
+  (description, rowcount, lastrowid) from memory;
 - COMMIT and ROLLBACK are skipped when sqlite3 has no transaction open (the sqlite3
-  module opens one only before a data-changing statement), where they would do nothing.
+  module opens one only before a data-changing statement), where they would do nothing;
+- a statement (and a COMMIT or ROLLBACK) first runs on the event loop's own thread,
+  with SQLite's busy timeout at zero (no hop at all: the thread hop, i.e. a queue put, a thread wake-up and a wake-up
+  of the loop, was most of what a statement cost beyond SQLite's own work). Only when
+  SQLite answers "busy" (another process holds the write lock) does it run again in
+  aiosqlite's thread with the full busy timeout, so the loop never waits for another
+  process. Within one process writers already take turns (models/db.py's write lock)
+  and WAL readers never wait, so that fallback is for a second process only. A slow
+  query now holds the loop while SQLite works; the shop's statements are all small.
 
 `models.db.Database` passes it as the engine's DBAPI module for sqlite+aiosqlite URLs."""
 
@@ -31,6 +40,12 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 
 logger = logging.getLogger(__name__)
+
+# How long SQLite waits for another connection's lock (models/db.py sets it on every
+# connection); the inline attempt waits 0 ms and leaves the wait to the thread.
+BUSY_TIMEOUT_MS = 10_000
+_NO_WAIT = "PRAGMA busy_timeout=0"
+_WAIT = f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}"
 
 
 class _Finished:
@@ -66,6 +81,48 @@ def _run(
         cursor.close()
 
 
+def _busy(error: sqlite3.OperationalError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:  # Python before 3.11
+        return "database is locked" in str(error)
+    return code & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def _run_inline(
+    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool
+) -> tuple[_Finished, list[Any]] | None:
+    """On the loop's thread without waiting for a lock: the statement's result, or None
+    when SQLite was busy and the statement changed nothing (run it again, waiting)."""
+    before = connection.total_changes
+    connection.execute(_NO_WAIT)
+    try:
+        return _run(connection, operation, parameters, many)
+    except sqlite3.OperationalError as error:
+        if _busy(error) and connection.total_changes == before:
+            return None
+        raise
+    finally:
+        connection.execute(_WAIT)
+
+
+def _end_inline(connection: sqlite3.Connection, commit: bool) -> bool:
+    """COMMIT or ROLLBACK on the loop's thread without waiting for a lock; False when
+    SQLite was busy (the transaction is still open: end it again, waiting)."""
+    connection.execute(_NO_WAIT)
+    try:
+        if commit:
+            connection.commit()
+        else:
+            connection.rollback()
+        return True
+    except sqlite3.OperationalError as error:
+        if _busy(error):
+            return False
+        raise
+    finally:
+        connection.execute(_WAIT)
+
+
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     __slots__ = ()
 
@@ -86,9 +143,18 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     async def _go(self, operation: Any, parameters: Any, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         async with self._adapt_connection._execute_mutex:
-            finished, rows = await connection._execute(
-                _run, connection._conn, operation, parameters, many
+            # A PRAGMA goes to the thread as before: it may read or set the busy timeout
+            # that the inline attempt changes for its own duration.
+            done = (
+                None
+                if operation.lstrip()[:6].upper() == "PRAGMA"
+                else _run_inline(connection._conn, operation, parameters, many)
             )
+            if done is None:
+                done = await connection._execute(
+                    _run, connection._conn, operation, parameters, many
+                )
+        finished, rows = done
         self._cursor = finished  # type: ignore[assignment]
         self._rows = collections.deque(rows)
 
@@ -110,12 +176,19 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         # no statement of this connection runs meanwhile (the adapter awaits each one).
         return connection is not None and bool(connection.in_transaction)
 
+    def _end(self, commit: bool) -> bool:
+        try:
+            return _end_inline(self._connection._conn, commit)  # type: ignore[attr-defined]
+        except Exception as error:
+            self._handle_exception(error)
+            raise  # not reached: _handle_exception raises
+
     def rollback(self) -> None:
-        if self._in_transaction():
+        if self._in_transaction() and not self._end(commit=False):
             super().rollback()
 
     def commit(self) -> None:
-        if self._in_transaction():
+        if self._in_transaction() and not self._end(commit=True):
             super().commit()
 
 

@@ -125,13 +125,15 @@ async def start(
     *,
     goods: Mapping[int, Goods] | None = None,
     customer: Customer | None = None,
+    draft_waiting: bool = True,
 ) -> Summary:
     """Creates (or replaces) the user's draft in this chat and returns its summary.
     With no saved address: in a private chat the draft waits for one (summary.address is
     None); in a group NoAddress is raised and no draft is kept (addresses are never
     collected in groups). Card keys (a virtual summary) need no address anywhere.
     `goods` and `customer`: what the caller already read (placing.item_goods), so
-    nothing is read twice."""
+    nothing is read twice; `draft_waiting=False`: it read that this chat holds no draft
+    of the user (none to delete)."""
     remark = check_remark(remark)
     if not wanted:
         raise CartEmpty()
@@ -148,7 +150,8 @@ async def start(
         saved = await default_address(session, shop_id, user_id)
         address = AddressSnapshot.of(saved) if saved else None
     if address is None and group_id is not None and not virtual:
-        await placing.delete_draft_in_chat(session, shop_id, user_id, group_id)
+        if draft_waiting:
+            await placing.delete_draft_in_chat(session, shop_id, user_id, group_id)
         raise NoAddress()
     # The unit price is what the customer sees in the summary; 确认 refuses if it moved.
     draft = await placing.replace_draft(
@@ -162,6 +165,7 @@ async def start(
         address is None and not virtual,
         now,
         confirm_window,
+        replace=draft_waiting,
     )
     # No address in a private chat: the draft waits for one (the summary says so).
     summary_lines = [SummaryLine(line.item(), line.variant(), quantity) for line, quantity in lines]

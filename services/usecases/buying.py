@@ -178,10 +178,13 @@ async def buy_now(
 ) -> CheckoutStep:
     """/下单: a summary of one variant (replacing any earlier one in this chat). Nothing is
     reserved until 确认. One read (the item's variants, their guards, the customer's
-    ban, unpaid orders and address: placing.item_goods) and three writes."""
+    ban, unpaid orders, address and any summary waiting: placing.item_goods) and two
+    writes (three when an earlier summary is replaced)."""
     now = now or utcnow()
     async with shop.database.write() as session:
-        found = await placing.item_goods(session, shop.shop_id, caller.user_id, ref.item_id)
+        found = await placing.item_goods(
+            session, shop.shop_id, caller.user_id, ref.item_id, caller.group_id
+        )
         goods = checkout.resolve(found, shop.shop_id, ref)
         assert found is not None
         customer = found.customer
@@ -207,6 +210,7 @@ async def buy_now(
                 shop.settings.confirm_timeout,
                 goods={goods.variant_id: goods},
                 customer=customer,
+                draft_waiting=found.draft_waiting,
             )
         except NoAddress:
             # Addresses are never collected in a group. Any earlier summary in this chat

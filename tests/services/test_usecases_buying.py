@@ -210,6 +210,23 @@ async def test_buy_now_shows_the_summary_and_indexes_it(shop: ShopContext) -> No
     assert len(await draft_rows(shop)) == 1
 
 
+async def test_buy_now_again_replaces_that_chats_summary_only(shop: ShopContext) -> None:
+    # /下单 deletes an earlier summary only when its read found one in this chat (issue
+    # 16): one in another chat neither counts nor goes, one in this chat is replaced.
+    await save_address(shop, CUSTOMER_ID)
+    await buying.buy_now(shop, IN_GROUP, COLD_BREW, 1, now=NOW)
+    await buying.buy_now(shop, PRIVATE, COLD_BREW, 1, now=NOW)
+    await buying.buy_now(shop, PRIVATE, BEANS_500G, 3, now=NOW)
+    assert sorted(await draft_rows(shop), key=lambda row: row[0] or 0) == [
+        (None, CUSTOMER_ID, DraftSource.BUY, False),
+        (GROUP_ID, CUSTOMER_ID, DraftSource.BUY, False),
+    ]
+    cold_brew, beans = await variant_id_of(shop, 2, 1), await variant_id_of(shop, 1, 2)
+    assert sorted(await draft_line_rows(shop)) == sorted(
+        [(1, cold_brew, 1, 3990), (1, beans, 3, 10900)]
+    )
+
+
 async def test_buy_now_without_an_address(shop: ShopContext) -> None:
     # Privately, the summary waits for an address line.
     step = await buying.buy_now(shop, PRIVATE, COLD_BREW, 1, now=NOW)
