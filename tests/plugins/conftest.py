@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.plugins.helpers import PROXY_VARIABLES, epay_settings
+from tests.plugins.helpers import PROXY_VARIABLES, enable_group, epay_settings
 from tools.fake_epay import FakeEpay
 
 if TYPE_CHECKING:
@@ -42,3 +42,19 @@ def epay(shop: ShopRuntime, fake_epay: FakeEpay) -> FakeEpay:
     """The fake gateway of this test's epay shop."""
     assert shop.shop.payment_gateway is not None
     return fake_epay
+
+
+@pytest.fixture(params=("private", "group"))
+async def chat(request: pytest.FixtureRequest, shop: ShopRuntime) -> str:
+    """A command test once in a private chat and once in an enabled group."""
+    if request.param == "group":
+        await enable_group(shop)
+    return request.param
+
+
+@pytest.fixture
+def no_flood_limit(shop: ShopRuntime) -> None:
+    """For tests that send whole conversations at once (take it in an autouse fixture)."""
+    from plugins._common.runtime import FloodGuard
+
+    shop.flood = FloodGuard(10_000, 10.0)

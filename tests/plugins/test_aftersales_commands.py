@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from plugins._common.runtime import ShopRuntime
 
 NO_PERMISSION = "无权限：这是店主/店员命令。发 /帮助 查看你可用的命令。"
-CHATS = ("private", "group")
 MISSING = "23456789AB"  # a well-formed code that no order or ticket has
 NEWCOMER_ID = 30005  # a customer with no orders and no tickets
 PHONE = "13800001111"  # the phone of the helpers' default address
@@ -85,13 +84,6 @@ async def _shop_ready(shop: ShopRuntime) -> None:
     shop.flood = FloodGuard(10_000, 10.0)
     await seed_demo(shop)
     await add_staff(shop, STAFF_ID)
-
-
-@pytest.fixture(params=CHATS)
-async def chat(request: pytest.FixtureRequest, shop: ShopRuntime) -> str:
-    if request.param == "group":
-        await enable_group(shop)
-    return request.param
 
 
 @pytest.fixture

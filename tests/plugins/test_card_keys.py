@@ -26,24 +26,14 @@ from tests.plugins.helpers import (
 if TYPE_CHECKING:
     from plugins._common.runtime import ShopRuntime
 
-CHATS = ("private", "group")
 KEYS_USAGE = "用法：/卡密 [导入|清空] <规格编号>，例如 /卡密 导入 4-1"
 NO_PERMISSION = "无权限：这是店主/店员命令。发 /帮助 查看你可用的命令。"
 PRIVATE_ONLY = "卡密只在私聊里处理，群里不显示"
 
 
 @pytest.fixture(autouse=True)
-def _no_flood_limit(shop: ShopRuntime) -> None:
-    from plugins._common.runtime import FloodGuard
-
-    shop.flood = FloodGuard(10_000, 10.0)
-
-
-@pytest.fixture(params=CHATS)
-async def chat(request: pytest.FixtureRequest, shop: ShopRuntime) -> str:
-    if request.param == "group":
-        await enable_group(shop)
-    return request.param
+def _no_flood_limit(no_flood_limit: None) -> None:
+    """Whole conversations in a few milliseconds: the flood guard is not under test."""
 
 
 def say(chat: str, text: str, user_id: int = OWNER_ID) -> Any:

@@ -20,7 +20,6 @@ from tests.plugins.helpers import (
     add_staff,
     attempts_of,
     converse,
-    enable_group,
     get_order_row,
     outbox_rows,
     pay_order,
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     from plugins._common.runtime import ShopRuntime
 
 NO_PERMISSION = "无权限：这是店主/店员命令。发 /帮助 查看你可用的命令。"
-CHATS = ("private", "group")
 PAYINFO_USAGE = (
     "用法：/设置收款 <文字>（可附收款码图片），例如 /设置收款 微信转账 wxid_shop，备注订单号"
 )
@@ -61,13 +59,6 @@ async def _shop_ready(shop: ShopRuntime) -> None:
     shop.flood = FloodGuard(10_000, 10.0)
     await seed_demo(shop)
     await add_staff(shop, STAFF_ID)
-
-
-@pytest.fixture(params=CHATS)
-async def chat(request: pytest.FixtureRequest, shop: ShopRuntime) -> str:
-    if request.param == "group":
-        await enable_group(shop)
-    return request.param
 
 
 def say(chat: str, text: str, user_id: int = OWNER_ID, images: tuple[str, ...] = ()) -> Any:

@@ -54,7 +54,6 @@ from tools.fake_epay import KEY, PID, FakeEpay, NotifyMode
 if TYPE_CHECKING:
     from plugins._common.runtime import ShopRuntime
 
-CHATS = ("private", "group")
 PROMPT = '回复"确认"提交订单，回复"取消"放弃（5 分钟内有效）'
 FULL_ADDRESS = "张三 13800001111 浙江省杭州市西湖区文三路 1 号"
 MASKED_ADDRESS = "张* 138****1111 浙江省杭州市"
@@ -80,13 +79,6 @@ async def _shop_ready(shop: ShopRuntime) -> None:
 
     shop.flood = FloodGuard(10_000, 10.0)
     await seed_demo(shop)
-
-
-@pytest.fixture(params=CHATS)
-async def chat(request: pytest.FixtureRequest, shop: ShopRuntime) -> str:
-    if request.param == "group":
-        await enable_group(shop)
-    return request.param
 
 
 def say(chat: str, text: str, user_id: int = CUSTOMER_ID, images: tuple[str, ...] = ()) -> Any:

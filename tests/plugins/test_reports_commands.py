@@ -16,7 +16,6 @@ from tests.plugins.helpers import (
     add_staff,
     converse,
     delist,
-    enable_group,
     outbox_rows,
     outbox_texts,
     pay_order,
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
     from plugins._common.runtime import ShopRuntime
 
 TOP_USAGE = "用法：/热销 [分类]，例如 /热销 咖啡"
-CHATS = ("private", "group")
 
 
 @pytest.fixture(autouse=True)
@@ -38,13 +36,6 @@ async def _shop_ready(shop: ShopRuntime) -> None:
     shop.flood = FloodGuard(10_000, 10.0)
     await seed_demo(shop)
     await add_staff(shop, STAFF_ID)
-
-
-@pytest.fixture(params=CHATS)
-async def chat(request: pytest.FixtureRequest, shop: ShopRuntime) -> str:
-    if request.param == "group":
-        await enable_group(shop)
-    return request.param
 
 
 def says(chat: str, text: str, *fragments: str, user_id: int = CUSTOMER_ID, **kw: Any) -> Any:

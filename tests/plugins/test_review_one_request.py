@@ -18,7 +18,6 @@ from tests.plugins.helpers import (
     OFFICE,
     add_staff,
     converse,
-    enable_group,
     get_order_row,
     outbox_rows,
     pay_order,
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from plugins._common.runtime import ShopRuntime
 
 NO_PERMISSION = "无权限：这是店主/店员命令。发 /帮助 查看你可用的命令。"
-CHATS = ("private", "group")
 REVIEW_USAGE = (
     "用法：/审核 <订单号> <同意|拒绝> [地址|备注|取消] [原因]，例如 /审核 2K7QH9M3XA 同意 地址"
 )
@@ -44,13 +42,6 @@ async def _shop_ready(shop: ShopRuntime) -> None:
     shop.flood = FloodGuard(10_000, 10.0)
     await seed_demo(shop)
     await add_staff(shop, STAFF_ID)
-
-
-@pytest.fixture(params=CHATS)
-async def chat(request: pytest.FixtureRequest, shop: ShopRuntime) -> str:
-    if request.param == "group":
-        await enable_group(shop)
-    return request.param
 
 
 def say(chat: str, text: str, user_id: int = STAFF_ID) -> Any:

@@ -37,7 +37,6 @@ BAN_USAGE = "用法：/拉黑 <QQ号> [原因]，例如 /拉黑 123456789 恶意
 LIMIT_USAGE = "用法：/限购 <规格编号> <数量|0>，例如 /限购 1-2 2"
 ALERT_USAGE = "用法：/预警 <规格编号> <数量|0>，例如 /预警 1-2 5"
 EXPORT_USAGE = "用法：/导出 [今日|7天|30天|全部]，例如 /导出 7天"
-CHATS = ("private", "group")
 
 
 @pytest.fixture(autouse=True)
@@ -48,13 +47,6 @@ async def _shop_ready(shop: ShopRuntime) -> None:
     await seed_demo(shop)
     await add_staff(shop, STAFF_ID)
     await save_address(shop, CUSTOMER_ID)
-
-
-@pytest.fixture(params=CHATS)
-async def chat(request: pytest.FixtureRequest, shop: ShopRuntime) -> str:
-    if request.param == "group":
-        await enable_group(shop)
-    return request.param
 
 
 def say(chat: str, text: str, user_id: int = STAFF_ID) -> Any:

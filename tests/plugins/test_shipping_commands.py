@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from plugins._common.runtime import ShopRuntime
 
 NO_PERMISSION = "无权限：这是店主/店员命令。发 /帮助 查看你可用的命令。"
-CHATS = ("private", "group")
 SHIP_USAGE = "用法：/发货 <订单号> <快递公司> <运单号>，例如 /发货 2K7QH9M3XA 顺丰 SF1234567890"
 TRACK_UPDATE_USAGE = (
     "用法：/物流更新 <订单号> <描述> [签收]，例如 /物流更新 2K7QH9M3XA 已到达杭州转运中心"
@@ -62,13 +61,6 @@ async def _shop_ready(shop: ShopRuntime) -> None:
     shop.flood = FloodGuard(10_000, 10.0)
     await seed_demo(shop)
     await add_staff(shop, STAFF_ID)
-
-
-@pytest.fixture(params=CHATS)
-async def chat(request: pytest.FixtureRequest, shop: ShopRuntime) -> str:
-    if request.param == "group":
-        await enable_group(shop)
-    return request.param
 
 
 def say(chat: str, text: str, user_id: int = OWNER_ID) -> Any:

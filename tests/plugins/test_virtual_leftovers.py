@@ -12,28 +12,18 @@ from nonebug import App
 
 from tests.conftest import CUSTOMER_ID, GROUP_ID, OWNER_ID
 from tests.fake import Says, group, private
-from tests.plugins.helpers import converse, enable_group, pay_order, seed_demo, seed_order
+from tests.plugins.helpers import converse, pay_order, seed_demo, seed_order
 
 if TYPE_CHECKING:
     from plugins._common.runtime import ShopRuntime
 
-CHATS = ("private", "group")
 VIRTUAL_REFUSAL = "虚拟商品（卡密）不支持退货/换货，如有问题请选 退款 或 投诉。"
 VIRTUAL_LINE = "虚拟商品：付款后自动发卡密，不支持退货/换货"
 
 
 @pytest.fixture(autouse=True)
-def _no_flood_limit(shop: ShopRuntime) -> None:
-    from plugins._common.runtime import FloodGuard
-
-    shop.flood = FloodGuard(10_000, 10.0)
-
-
-@pytest.fixture(params=CHATS)
-async def chat(request: pytest.FixtureRequest, shop: ShopRuntime) -> str:
-    if request.param == "group":
-        await enable_group(shop)
-    return request.param
+def _no_flood_limit(no_flood_limit: None) -> None:
+    """Whole conversations in a few milliseconds: the flood guard is not under test."""
 
 
 def say(chat: str, text: str, user_id: int = CUSTOMER_ID) -> Any:

@@ -5,11 +5,9 @@ kuaidi100 server or typed with /物流更新; a refused parcel (拒签) and one 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import select, update
 
 from models.tables import Shipment, ShopOrder
@@ -23,8 +21,6 @@ from services.tracking import Kuaidi100Provider, normalise_carrier
 from services.usecases import fulfilment
 from tests.conftest import CUSTOMER_ID, OWNER_ID
 
-from .fake_kuaidi100 import CUSTOMER as KUAIDI100_CUSTOMER
-from .fake_kuaidi100 import KEY as KUAIDI100_KEY
 from .fake_kuaidi100 import FakeKuaidi100
 
 NOW = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
@@ -32,33 +28,7 @@ INTERVAL = timedelta(minutes=30)
 OWNER = Caller(OWNER_ID, None, Role.OWNER)
 SF = normalise_carrier("顺丰")
 HOME = AddressSnapshot("张三", "13812345678", "浙江省杭州市西湖区文三路 100 号")
-PROXY_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-)
 _names = itertools.count(1)
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeKuaidi100]:
-    server = FakeKuaidi100()
-    with server.running():
-        yield server
-
-
-@pytest.fixture
-def provider(fake: FakeKuaidi100) -> Kuaidi100Provider:
-    return Kuaidi100Provider(KUAIDI100_CUSTOMER, KUAIDI100_KEY, fake.url, timeout=5.0)
 
 
 async def _shipped(shop: ShopContext, number: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,8 +34,6 @@ from services.tracking import (
     normalise_carrier,
 )
 
-from .fake_kuaidi100 import CUSTOMER as KUAIDI100_CUSTOMER
-from .fake_kuaidi100 import KEY as KUAIDI100_KEY
 from .fake_kuaidi100 import FakeKuaidi100
 
 SHOP = DEFAULT_SHOP_ID
@@ -55,33 +52,7 @@ STAFF = Actor("staff", STAFF_ID)
 CUSTOMER = Actor("customer", CUSTOMER_ID)
 HOME = AddressSnapshot("张三", "13812345678", "浙江省杭州市西湖区文三路 100 号")
 S = OrderStatus
-PROXY_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-)
 _names = itertools.count(1)
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeKuaidi100]:
-    server = FakeKuaidi100()
-    with server.running():
-        yield server
-
-
-@pytest.fixture
-def provider(fake: FakeKuaidi100) -> Kuaidi100Provider:
-    return Kuaidi100Provider(KUAIDI100_CUSTOMER, KUAIDI100_KEY, fake.url, timeout=5.0)
 
 
 # --- helpers -----------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -39,28 +38,7 @@ from services.tracking import (
 
 from .fake_kuaidi100 import CUSTOMER, KEY, PHONE_LAST4, FakeKuaidi100
 
-PROXY_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-)
 SF = Carrier("顺丰", "shunfeng")
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeKuaidi100]:
-    server = FakeKuaidi100()
-    with server.running():
-        yield server
 
 
 @pytest.fixture
